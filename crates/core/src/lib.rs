@@ -1,0 +1,59 @@
+//! Core data types and traits of metaprompt.
+//!
+//! **Who should depend on this crate:** authors of provider crates (a new `ChatModel`),
+//! evaluator crates, stores and other extensions. They need the contracts, not the optimizer,
+//! HTTP clients or SQLite. Applications should depend on the `metaprompt` facade instead,
+//! which re-exports everything here.
+//!
+//! This crate does no I/O: it depends on serde, serde_json, schemars, thiserror, futures and
+//! a few small pure crates only.
+//!
+//! # What is here
+//! - [`PromptTemplate`]: `{name}` placeholders, `{{`/`}}` escapes, parsed once.
+//! - [`Row`], [`EvalInput`], [`EvalResult`]: the data that flows through a run.
+//! - The traits a user may implement, all usable as `Arc<dyn …>`: [`ChatModel`],
+//!   [`Evaluator`], [`DataMapper`], [`ResponseCache`], [`Checkpointer`], [`EventSink`].
+//! - [`Generator`]: a model bound to a prompt.
+//! - [`Usage`], [`Price`], [`Budget`]: accounting.
+//! - [`run`]: the typed events and round records the engine emits.
+//! - [`schema_for`] and [`extract_json`]: structured output.
+//! - `testing` (feature `test-utils`): [`ScriptedModel`](testing::ScriptedModel).
+//!
+//! # Why `async_trait`
+//! Every trait here must work as a trait object, because a provider is chosen from a
+//! configuration file at run time (`Arc<dyn ChatModel>`). Native `async fn` in traits is not
+//! object-safe, so the choice is between `async_trait` and a hand-written boxed-future twin of
+//! each trait. We use `async_trait` (re-exported as [`async_trait`]): implementers write a
+//! plain `async fn`, mockall understands it, and the one allocation per call is nothing next to
+//! a model call that takes milliseconds to seconds.
+#![deny(missing_docs)]
+
+pub mod budget;
+pub mod cache;
+pub mod checkpoint;
+pub mod eval;
+pub mod generator;
+pub mod json;
+pub mod mapper;
+pub mod model;
+pub mod row;
+pub mod run;
+pub mod template;
+#[cfg(any(test, feature = "test-utils"))]
+pub mod testing;
+
+pub use async_trait::async_trait;
+pub use budget::{Budget, BudgetKind, Price, Spend};
+pub use cache::{CacheError, CacheKey, ResponseCache};
+pub use checkpoint::{Checkpoint, CheckpointError, Checkpointer};
+pub use eval::{EvalResult, Evaluator, InvalidScore, mean_score};
+pub use generator::{GenerateError, GenerateParams, Generator};
+pub use json::{ExtractError, extract_json, schema_for};
+pub use mapper::{DataMapper, MapError};
+pub use model::{
+    ChatModel, ChatRequest, ChatResponse, FinishReason, Message, ModelError, ResponseSchema, Role,
+    Usage,
+};
+pub use row::{EvalInput, Row, RowId};
+pub use run::{EventSink, NoEvents, RunEvent, StopReason};
+pub use template::{PromptTemplate, TemplateError};

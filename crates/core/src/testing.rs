@@ -1,0 +1,187 @@
+//! Test doubles for other crates' tests (feature `test-utils`).
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use crate::model::{ChatModel, ChatRequest, ChatResponse, FinishReason, ModelError, Usage};
+
+type Handler = Box<dyn Fn(&ChatRequest) -> Result<String, ModelError> + Send + Sync>;
+
+/// A chat model that answers from a script and records every request it gets.
+///
+/// Replies come from a queue first; when the queue is empty, from the handler if one is set;
+/// otherwise the call fails with [`ModelError::Other`] saying the script ran out.
+///
+/// ```
+/// use metaprompt_core::{ChatModel, ChatRequest, testing::ScriptedModel};
+/// let m = ScriptedModel::new("fake").reply("one").reply("two");
+/// let r = futures::executor::block_on(m.complete(ChatRequest::user("hi"))).unwrap();
+/// assert_eq!(r.text, "one");
+/// assert_eq!(m.requests()[0].messages[0].content, "hi");
+/// ```
+pub struct ScriptedModel {
+    id: String,
+    queue: Mutex<VecDeque<Result<String, ModelError>>>,
+    handler: Option<Handler>,
+    requests: Mutex<Vec<ChatRequest>>,
+}
+
+impl std::fmt::Debug for ScriptedModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScriptedModel").field("id", &self.id).finish()
+    }
+}
+
+impl ScriptedModel {
+    /// A model with an empty script.
+    pub fn new(id: impl Into<String>) -> Self {
+        ScriptedModel {
+            id: id.into(),
+            queue: Mutex::new(VecDeque::new()),
+            handler: None,
+            requests: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Queues a reply.
+    pub fn reply(self, text: impl Into<String>) -> Self {
+        self.push(Ok(text.into()));
+        self
+    }
+
+    /// Queues several replies.
+    pub fn replies<I, S>(self, texts: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        for t in texts {
+            self.push(Ok(t.into()));
+        }
+        self
+    }
+
+    /// Queues a failure.
+    pub fn fail(self, error: ModelError) -> Self {
+        self.push(Err(error));
+        self
+    }
+
+    /// Answers with a closure once the queue is empty.
+    pub fn with_handler<F>(mut self, handler: F) -> Self
+    where
+        F: Fn(&ChatRequest) -> Result<String, ModelError> + Send + Sync + 'static,
+    {
+        self.handler = Some(Box::new(handler));
+        self
+    }
+
+    /// Appends a reply to the queue of a model already shared.
+    pub fn push(&self, reply: Result<String, ModelError>) {
+        lock(&self.queue).push_back(reply);
+    }
+
+    /// Every request received, in order.
+    pub fn requests(&self) -> Vec<ChatRequest> {
+        lock(&self.requests).clone()
+    }
+
+    /// How many requests were received.
+    pub fn call_count(&self) -> usize {
+        lock(&self.requests).len()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic in another test thread must not hide this model's record.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn words(s: &str) -> u64 {
+    s.split_whitespace().count() as u64
+}
+
+#[async_trait]
+impl ChatModel for ScriptedModel {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    async fn complete(&self, request: ChatRequest) -> Result<ChatResponse, ModelError> {
+        lock(&self.requests).push(request.clone());
+        let next = lock(&self.queue).pop_front();
+        let text = match next {
+            Some(reply) => reply?,
+            None => match &self.handler {
+                Some(h) => h(&request)?,
+                None => {
+                    return Err(ModelError::Other(format!(
+                        "scripted model `{}` has no reply left for request {}",
+                        self.id,
+                        self.call_count()
+                    )));
+                }
+            },
+        };
+        let input_tokens = request.messages.iter().map(|m| words(&m.content)).sum();
+        Ok(ChatResponse {
+            usage: Usage {
+                input_tokens,
+                output_tokens: words(&text),
+            },
+            text,
+            model: self.id.clone(),
+            finish_reason: FinishReason::Stop,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::executor::block_on;
+
+    #[test]
+    fn records_requests_and_replies_in_order() {
+        let m = ScriptedModel::new("s").replies(["a", "b"]);
+        let mut req = ChatRequest::user("first question");
+        req.temperature = Some(0.0);
+        assert_eq!(block_on(m.complete(req)).unwrap().text, "a");
+        assert_eq!(block_on(m.complete(ChatRequest::user("second"))).unwrap().text, "b");
+        let recorded = m.requests();
+        assert_eq!(recorded.len(), 2);
+        assert_eq!(recorded[0].temperature, Some(0.0));
+        assert_eq!(recorded[1].messages[0].content, "second");
+    }
+
+    #[test]
+    fn falls_back_to_handler_then_errors_without_one() {
+        let m = ScriptedModel::new("s")
+            .reply("queued")
+            .with_handler(|r| Ok(format!("echo {}", r.messages[0].content)));
+        assert_eq!(block_on(m.complete(ChatRequest::user("x"))).unwrap().text, "queued");
+        assert_eq!(block_on(m.complete(ChatRequest::user("y"))).unwrap().text, "echo y");
+        let empty = ScriptedModel::new("e");
+        let err = block_on(empty.complete(ChatRequest::user("z"))).unwrap_err();
+        assert!(err.to_string().contains("no reply left"));
+        assert_eq!(empty.call_count(), 1);
+    }
+
+    #[test]
+    fn queued_failures_are_returned() {
+        let m = ScriptedModel::new("s").fail(ModelError::Timeout(std::time::Duration::from_secs(1)));
+        assert!(matches!(
+            block_on(m.complete(ChatRequest::user("x"))),
+            Err(ModelError::Timeout(_))
+        ));
+    }
+
+    #[test]
+    fn usage_counts_words() {
+        let m = ScriptedModel::new("s").reply("two words");
+        let r = block_on(m.complete(ChatRequest::user("three little words"))).unwrap();
+        assert_eq!(r.usage, Usage { input_tokens: 3, output_tokens: 2 });
+    }
+}
