@@ -1,1 +1,33 @@
-//! Placeholder.
+//! Reflective prompt optimization.
+//!
+//! A strong *teacher* model runs your prompt on part of your dataset, studies the examples
+//! that scored low, states a hypothesis about why, and rewrites the whole prompt; rewrites are
+//! kept only when they win on held-out data.
+//!
+//! This facade re-exports the workspace's crates behind cargo features:
+//! - always: [`core`] (contracts), [`data`] (datasets), [`evals`] (evaluators),
+//!   [`engine`] (the optimizer);
+//! - `openai` (default): [`openai`], OpenAI-compatible endpoints;
+//! - `store` (default): [`store`], the SQLite cache, run records and checkpoints;
+//! - `llama`: [`llama`], GGUF models in-process through llama.cpp.
+//!
+//! Guides live in the repository's `docs/` folder: getting started, concepts, choosing an
+//! evaluator, writing a provider or an evaluator.
+#![deny(missing_docs)]
+
+pub use metaprompt_core as core;
+pub use metaprompt_data as data;
+pub use metaprompt_engine as engine;
+pub use metaprompt_evals as evals;
+#[cfg(feature = "llama")]
+pub use metaprompt_llama as llama;
+#[cfg(feature = "openai")]
+pub use metaprompt_openai as openai;
+#[cfg(feature = "store")]
+pub use metaprompt_store as store;
+
+pub use metaprompt_core::{
+    ChatModel, ChatRequest, ChatResponse, DataMapper, EvalInput, EvalResult, Evaluator,
+    GenerateParams, Generator, PromptTemplate, Row,
+};
+pub use metaprompt_data::{BasicDataMapper, Dataset};
