@@ -1,1 +1,110 @@
-fn main() {}
+//! Repository automation: `cargo xtask <command>`.
+//!
+//! - `test` (alias `ci`): checks prerequisites, fetches the embedded model, then runs exactly
+//!   what CI runs: formatting, clippy, every test, examples and docs.
+//! - `demo [ARGS…]`: checks prerequisites, fetches the model, builds in release and runs
+//!   `metaprompt demo ARGS…`.
+//! - `fetch-model`: fetches the embedded SmolLM2 model into the cache.
+//! - `prereqs`: checks (and as root on Debian/Ubuntu installs) cmake, libclang, python3+pip.
+
+mod prereqs;
+
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context, Result, bail};
+
+const HELP: &str = "\
+cargo xtask <command>
+
+Commands:
+  test          run everything CI runs (prerequisites, model, fmt, clippy, tests, docs)
+  ci            the same as `test`
+  demo [ARGS]   run `metaprompt demo` on the embedded model (set-up included)
+  fetch-model   fetch the embedded SmolLM2 model into the cache
+  prereqs       check (and install as root) cmake, libclang, python3 with pip
+";
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<()> {
+    let mut args = std::env::args().skip(1);
+    let cmd = args.next().unwrap_or_default();
+    let rest: Vec<String> = args.collect();
+    match cmd.as_str() {
+        "test" | "ci" => test(),
+        "demo" => demo(&rest),
+        "fetch-model" => fetch_model(),
+        "prereqs" => prereqs::ensure(),
+        "" | "help" | "-h" | "--help" => {
+            print!("{HELP}");
+            Ok(())
+        }
+        other => bail!("unknown command `{other}`\n\n{HELP}"),
+    }
+}
+
+/// Runs a command, echoing it, and fails if it fails.
+pub(crate) fn sh(program: &str, args: &[&str]) -> Result<()> {
+    eprintln!("$ {program} {}", args.join(" "));
+    let status = Command::new(program)
+        .args(args)
+        .status()
+        .with_context(|| format!("cannot run `{program}`"))?;
+    if !status.success() {
+        bail!("`{program} {}` failed with {status}", args.join(" "));
+    }
+    Ok(())
+}
+
+fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
+
+fn fetch_model() -> Result<()> {
+    sh(
+        &cargo(),
+        &["run", "--quiet", "--release", "-p", "metaprompt-cli", "--", "model", "fetch"],
+    )
+}
+
+fn test() -> Result<()> {
+    prereqs::ensure()?;
+    let cargo = cargo();
+    sh(&cargo, &["fmt", "--all", "--check"])?;
+    sh(
+        &cargo,
+        &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"],
+    )?;
+    fetch_model()?;
+    sh(&cargo, &["test", "--workspace", "--all-targets"])?;
+    sh(&cargo, &["test", "--workspace", "--doc"])?;
+    // Docs must build without warnings (broken links, missing docs).
+    // SAFETY of intent: RUSTDOCFLAGS only affects this child process.
+    eprintln!("$ RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps");
+    let status = Command::new(&cargo)
+        .args(["doc", "--workspace", "--no-deps"])
+        .env("RUSTDOCFLAGS", "-Dwarnings")
+        .status()
+        .context("cannot run cargo doc")?;
+    if !status.success() {
+        bail!("cargo doc failed with {status}");
+    }
+    eprintln!("xtask test: all checks passed");
+    Ok(())
+}
+
+fn demo(args: &[String]) -> Result<()> {
+    prereqs::ensure()?;
+    fetch_model()?;
+    let mut all = vec!["run", "--quiet", "--release", "-p", "metaprompt-cli", "--", "demo"];
+    all.extend(args.iter().map(String::as_str));
+    sh(&cargo(), &all)
+}

@@ -1,0 +1,529 @@
+//! `LlamaChat`: a GGUF model served in-process by one worker thread that batches several
+//! sequences into each llama.cpp decode.
+//!
+//! Why one worker with batching rather than a context per request: llama.cpp contexts are
+//! expensive to create and creating them in parallel is unsound; and on a CPU, decoding four
+//! sequences in one batch costs little more than decoding one, so aggregate throughput rises
+//! with the number of parallel sequences. The async side never blocks: a request is a message
+//! to the worker and a oneshot reply.
+
+use std::collections::VecDeque;
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, Sender, TryRecvError};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
+use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::LlamaToken;
+use metaprompt_core::{
+    ChatModel, ChatRequest, ChatResponse, FinishReason, ModelError, Role, Usage, async_trait,
+};
+use sha2::{Digest, Sha256};
+use tokio::sync::oneshot;
+
+/// How to run the model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LlamaConfig {
+    /// Sequences decoded together in one batch (requests served at once).
+    pub n_parallel: usize,
+    /// Context window of each sequence, in tokens (capped at the model's training context).
+    pub ctx_per_seq: u32,
+    /// CPU threads (default: all cores).
+    pub n_threads: Option<i32>,
+    /// Tokens generated when a request sets no `max_tokens`.
+    pub default_max_tokens: u32,
+}
+
+impl Default for LlamaConfig {
+    fn default() -> Self {
+        LlamaConfig {
+            n_parallel: 4,
+            ctx_per_seq: 4096,
+            n_threads: None,
+            default_max_tokens: 512,
+        }
+    }
+}
+
+/// Why the model could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LlamaError {
+    /// The file is missing.
+    #[error("model file {} does not exist", .0.display())]
+    NotFound(PathBuf),
+    /// llama.cpp refused the file.
+    #[error("cannot load {} as a GGUF model: {message}", path.display())]
+    Load {
+        /// The file.
+        path: PathBuf,
+        /// llama.cpp's error.
+        message: String,
+    },
+    /// The inference thread could not start.
+    #[error("cannot start the inference thread: {0}")]
+    Thread(String),
+}
+
+/// Facts about the loaded model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelInfo {
+    /// File name plus a fingerprint prefix.
+    pub id: String,
+    /// The model's training context.
+    pub n_ctx_train: u32,
+    /// The context given to each sequence.
+    pub ctx_per_seq: u32,
+    /// Whether the model's own chat template is used (else ChatML).
+    pub has_chat_template: bool,
+}
+
+struct Job {
+    request: ChatRequest,
+    reply: oneshot::Sender<Result<ChatResponse, ModelError>>,
+}
+
+/// A GGUF model in-process. Cheap to clone; every clone shares the worker.
+#[derive(Clone)]
+pub struct LlamaChat {
+    info: Arc<ModelInfo>,
+    jobs: Sender<Job>,
+    usage: Arc<Mutex<(u64, Usage)>>,
+}
+
+impl std::fmt::Debug for LlamaChat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LlamaChat").field("info", &self.info).finish()
+    }
+}
+
+fn backend() -> Result<&'static LlamaBackend, String> {
+    static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
+    BACKEND
+        .get_or_init(|| {
+            // llama.cpp logs every tensor at load time; keep that out of the user's terminal
+            // (RUST_LOG=llama_cpp_2=debug shows it through tracing).
+            llama_cpp_2::send_logs_to_tracing(llama_cpp_2::LogOptions::default());
+            LlamaBackend::init().map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+/// A fingerprint of a model file: sha256 of its size, first and last MiB. Cheap for
+/// multi-gigabyte files, and different for any two real models.
+fn fingerprint(path: &Path) -> std::io::Result<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path)?;
+    let len = f.metadata()?.len();
+    let mut h = Sha256::new();
+    h.update(len.to_le_bytes());
+    let mut buf = vec![0u8; 1 << 20];
+    let n = f.read(&mut buf)?;
+    h.update(&buf[..n]);
+    if len > (2 << 20) {
+        f.seek(SeekFrom::End(-(1 << 20)))?;
+        let n = f.read(&mut buf)?;
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize())[..12].to_string())
+}
+
+impl LlamaChat {
+    /// Loads a GGUF file and starts the inference thread.
+    pub fn load(path: impl AsRef<Path>, config: LlamaConfig) -> Result<Self, LlamaError> {
+        let path = path.as_ref().to_path_buf();
+        if !path.is_file() {
+            return Err(LlamaError::NotFound(path));
+        }
+        let fp = fingerprint(&path).map_err(|e| LlamaError::Load {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        let name = path
+            .file_name()
+            .map_or_else(|| "model.gguf".into(), |n| n.to_string_lossy().into_owned());
+        let id = format!("{name}@{fp}");
+        let (jobs_tx, jobs_rx) = std::sync::mpsc::channel::<Job>();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<ModelInfo, LlamaError>>();
+        let thread_path = path.clone();
+        std::thread::Builder::new()
+            .name("llama-worker".into())
+            .spawn(move || worker(thread_path, id, config, jobs_rx, ready_tx))
+            .map_err(|e| LlamaError::Thread(e.to_string()))?;
+        let info = ready_rx
+            .recv()
+            .map_err(|_| LlamaError::Thread("the inference thread stopped while loading".into()))??;
+        Ok(LlamaChat {
+            info: Arc::new(info),
+            jobs: jobs_tx,
+            usage: Arc::new(Mutex::new((0, Usage::default()))),
+        })
+    }
+
+    /// Facts about the loaded model.
+    pub fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    /// Calls made and tokens used so far by every clone.
+    pub fn usage(&self) -> (u64, Usage) {
+        *self.usage.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[async_trait]
+impl ChatModel for LlamaChat {
+    fn id(&self) -> &str {
+        &self.info.id
+    }
+
+    async fn complete(&self, request: ChatRequest) -> Result<ChatResponse, ModelError> {
+        let (tx, rx) = oneshot::channel();
+        self.jobs
+            .send(Job { request, reply: tx })
+            .map_err(|_| ModelError::Other("the llama.cpp worker has stopped".into()))?;
+        let response = rx
+            .await
+            .map_err(|_| ModelError::Other("the llama.cpp worker dropped the request".into()))??;
+        let mut u = self.usage.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        u.0 += 1;
+        u.1 += response.usage;
+        Ok(response)
+    }
+}
+
+/// One request being decoded.
+struct Slot {
+    seq: i32,
+    reply: oneshot::Sender<Result<ChatResponse, ModelError>>,
+    prompt: Vec<LlamaToken>,
+    prefilled: bool,
+    n_past: i32,
+    last: Option<LlamaToken>,
+    logits_index: i32,
+    sampler: LlamaSampler,
+    bytes: Vec<u8>,
+    generated: u32,
+    max_tokens: u32,
+    stop: Vec<String>,
+}
+
+struct Worker<'m> {
+    model: &'m LlamaModel,
+    ctx: LlamaContext<'m>,
+    template: Option<LlamaChatTemplate>,
+    config: LlamaConfig,
+    id: String,
+}
+
+fn worker(
+    path: PathBuf,
+    id: String,
+    mut config: LlamaConfig,
+    jobs: Receiver<Job>,
+    ready: Sender<Result<ModelInfo, LlamaError>>,
+) {
+    let load_err = |message: String| LlamaError::Load {
+        path: path.clone(),
+        message,
+    };
+    let backend = match backend() {
+        Ok(b) => b,
+        Err(e) => {
+            let _ = ready.send(Err(load_err(e)));
+            return;
+        }
+    };
+    let model = match LlamaModel::load_from_file(backend, &path, &LlamaModelParams::default()) {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = ready.send(Err(load_err(e.to_string())));
+            return;
+        }
+    };
+    let n_ctx_train = model.n_ctx_train();
+    config.n_parallel = config.n_parallel.max(1);
+    config.ctx_per_seq = config.ctx_per_seq.clamp(64, n_ctx_train.max(64));
+    let threads = config.n_threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(2, |n| n.get() as i32)
+    });
+    let n_ctx = config.ctx_per_seq * config.n_parallel as u32;
+    let params = LlamaContextParams::default()
+        .with_n_ctx(NonZeroU32::new(n_ctx))
+        .with_n_batch(config.ctx_per_seq)
+        .with_n_ubatch(512)
+        .with_n_seq_max(config.n_parallel as u32)
+        .with_kv_unified(true)
+        .with_n_threads(threads)
+        .with_n_threads_batch(threads);
+    let ctx = match model.new_context(backend, params) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = ready.send(Err(load_err(e.to_string())));
+            return;
+        }
+    };
+    let template = model.chat_template(None).ok();
+    if template.is_none() {
+        tracing::warn!(model = %id, "the model has no chat template; using ChatML");
+    }
+    let info = ModelInfo {
+        id: id.clone(),
+        n_ctx_train,
+        ctx_per_seq: config.ctx_per_seq,
+        has_chat_template: template.is_some(),
+    };
+    if ready.send(Ok(info)).is_err() {
+        return;
+    }
+    let mut w = Worker {
+        model: &model,
+        ctx,
+        template,
+        config,
+        id,
+    };
+    w.run(jobs);
+}
+
+impl Worker<'_> {
+    fn run(&mut self, jobs: Receiver<Job>) {
+        let mut pending: VecDeque<Job> = VecDeque::new();
+        let mut active: Vec<Slot> = Vec::new();
+        let mut free: Vec<i32> = (0..self.config.n_parallel as i32).rev().collect();
+        let mut batch = LlamaBatch::new(self.config.ctx_per_seq as usize, self.config.n_parallel as i32);
+        loop {
+            if active.is_empty() && pending.is_empty() {
+                match jobs.recv() {
+                    Ok(job) => pending.push_back(job),
+                    Err(_) => return,
+                }
+            }
+            loop {
+                match jobs.try_recv() {
+                    Ok(job) => pending.push_back(job),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) if active.is_empty() && pending.is_empty() => {
+                        return;
+                    }
+                    Err(TryRecvError::Disconnected) => break,
+                }
+            }
+            while let Some(seq) = free.pop() {
+                let Some(job) = pending.pop_front() else {
+                    free.push(seq);
+                    break;
+                };
+                match self.prepare(seq, job) {
+                    Ok(slot) => active.push(slot),
+                    Err((reply, e)) => {
+                        let _ = reply.send(Err(e));
+                        free.push(seq);
+                    }
+                }
+            }
+            if active.is_empty() {
+                continue;
+            }
+            if let Err(e) = self.step(&mut batch, &mut active) {
+                // A failed decode poisons every sequence in the batch: fail them all and
+                // start clean.
+                for slot in active.drain(..) {
+                    let _ = slot.reply.send(Err(e.clone()));
+                    free.push(slot.seq);
+                }
+                self.ctx.clear_kv_cache();
+                continue;
+            }
+            let mut i = 0;
+            while i < active.len() {
+                if let Some(reason) = self.advance(&mut active[i]) {
+                    let slot = active.swap_remove(i);
+                    let _ = self.ctx.clear_kv_cache_seq(Some(slot.seq as u32), None, None);
+                    free.push(slot.seq);
+                    self.finish(slot, reason);
+                } else {
+                    i += 1;
+                }
+            }
+        }
+    }
+
+    fn render(&self, request: &ChatRequest) -> Result<String, ModelError> {
+        let messages: Vec<LlamaChatMessage> = request
+            .messages
+            .iter()
+            .map(|m| {
+                let role = match m.role {
+                    Role::System => "system",
+                    Role::User => "user",
+                    Role::Assistant => "assistant",
+                };
+                LlamaChatMessage::new(role.into(), m.content.clone())
+                    .map_err(|e| ModelError::BadRequest(format!("message contains a NUL byte: {e}")))
+            })
+            .collect::<Result<_, _>>()?;
+        let chatml;
+        let template = match &self.template {
+            Some(t) => t,
+            None => {
+                chatml = LlamaChatTemplate::new("chatml")
+                    .map_err(|e| ModelError::Other(e.to_string()))?;
+                &chatml
+            }
+        };
+        self.model
+            .apply_chat_template(template, &messages, true)
+            .map_err(|e| ModelError::BadRequest(format!("cannot apply the chat template: {e}")))
+    }
+
+    fn sampler(&self, request: &ChatRequest) -> Result<LlamaSampler, ModelError> {
+        let mut chain = Vec::new();
+        if let Some(schema) = &request.response_schema {
+            let text = serde_json::to_string(schema.schema.as_value())
+                .map_err(|e| ModelError::BadRequest(e.to_string()))?;
+            let grammar = llama_cpp_2::json_schema_to_grammar(&text).map_err(|e| {
+                ModelError::BadRequest(format!("cannot turn the JSON schema into a grammar: {e}"))
+            })?;
+            let g = LlamaSampler::grammar(self.model, &grammar, "root").map_err(|e| {
+                ModelError::BadRequest(format!("llama.cpp refused the schema's grammar: {e}"))
+            })?;
+            chain.push(g);
+        }
+        match request.temperature {
+            Some(t) if t > 0.0 => {
+                if let Some(p) = request.top_p {
+                    chain.push(LlamaSampler::top_p(p, 1));
+                }
+                chain.push(LlamaSampler::temp(t));
+                chain.push(LlamaSampler::dist(request.seed.unwrap_or(0) as u32));
+            }
+            // Temperature 0 (or unset) is greedy so that results are reproducible.
+            _ => chain.push(LlamaSampler::greedy()),
+        }
+        Ok(LlamaSampler::chain_simple(chain))
+    }
+
+    fn prepare(
+        &self,
+        seq: i32,
+        job: Job,
+    ) -> Result<Slot, (oneshot::Sender<Result<ChatResponse, ModelError>>, ModelError)> {
+        let Job { request, reply } = job;
+        let built = (|| {
+            let text = self.render(&request)?;
+            let prompt = self.model.vocab().tokenize(text.as_bytes(), true, true);
+            let limit = self.config.ctx_per_seq as usize;
+            if prompt.len() + 1 >= limit {
+                return Err(ModelError::ContextOverflow {
+                    prompt_tokens: prompt.len(),
+                    context_tokens: limit,
+                });
+            }
+            let sampler = self.sampler(&request)?;
+            Ok((prompt, sampler))
+        })();
+        match built {
+            Ok((prompt, sampler)) => Ok(Slot {
+                seq,
+                reply,
+                prompt,
+                prefilled: false,
+                n_past: 0,
+                last: None,
+                logits_index: -1,
+                sampler,
+                bytes: Vec::new(),
+                generated: 0,
+                max_tokens: request.max_tokens.unwrap_or(self.config.default_max_tokens),
+                stop: request.stop.clone(),
+            }),
+            Err(e) => Err((reply, e)),
+        }
+    }
+
+    /// Builds one batch (new prompts that fit, plus one token per running sequence) and
+    /// decodes it.
+    fn step(&mut self, batch: &mut LlamaBatch, active: &mut [Slot]) -> Result<(), ModelError> {
+        batch.clear();
+        let capacity = self.config.ctx_per_seq as usize;
+        let add_err = |e: llama_cpp_2::llama_batch::BatchAddError| ModelError::Other(e.to_string());
+        for slot in active.iter_mut() {
+            slot.logits_index = -1;
+            if slot.prefilled {
+                if let Some(tok) = slot.last {
+                    batch.add(tok, slot.n_past, &[slot.seq], true).map_err(add_err)?;
+                    slot.logits_index = batch.n_tokens() - 1;
+                }
+            } else if batch.n_tokens() as usize + slot.prompt.len() <= capacity {
+                let last = slot.prompt.len() - 1;
+                for (i, tok) in slot.prompt.iter().enumerate() {
+                    batch.add(*tok, i as i32, &[slot.seq], i == last).map_err(add_err)?;
+                }
+                slot.logits_index = batch.n_tokens() - 1;
+            }
+        }
+        if batch.n_tokens() == 0 {
+            return Ok(());
+        }
+        self.ctx
+            .decode(batch)
+            .map_err(|e| ModelError::Other(format!("llama.cpp decode failed: {e}")))
+    }
+
+    /// Samples the next token of a slot that took part in the last decode; returns why it
+    /// finished, if it did.
+    fn advance(&mut self, slot: &mut Slot) -> Option<FinishReason> {
+        if slot.logits_index < 0 {
+            return None;
+        }
+        if !slot.prefilled {
+            slot.prefilled = true;
+            slot.n_past = slot.prompt.len() as i32;
+        } else {
+            slot.n_past += 1;
+        }
+        let token = slot.sampler.sample(&self.ctx, slot.logits_index);
+        let vocab = self.model.vocab();
+        if vocab.is_eog(token) {
+            return Some(FinishReason::Stop);
+        }
+        slot.generated += 1;
+        slot.bytes
+            .extend_from_slice(&vocab.token_to_piece(token, false, None));
+        slot.last = Some(token);
+        if !slot.stop.is_empty() {
+            let text = String::from_utf8_lossy(&slot.bytes);
+            if let Some(cut) = slot.stop.iter().filter_map(|s| text.find(s.as_str())).min() {
+                let keep = text[..cut].len();
+                slot.bytes.truncate(keep);
+                return Some(FinishReason::Stop);
+            }
+        }
+        if slot.generated >= slot.max_tokens || slot.n_past + 1 >= self.config.ctx_per_seq as i32 {
+            return Some(FinishReason::Length);
+        }
+        None
+    }
+
+    fn finish(&self, slot: Slot, reason: FinishReason) {
+        let text = String::from_utf8_lossy(&slot.bytes).into_owned();
+        let response = ChatResponse {
+            text,
+            usage: Usage {
+                input_tokens: slot.prompt.len() as u64,
+                output_tokens: u64::from(slot.generated),
+            },
+            model: self.id.clone(),
+            finish_reason: reason,
+        };
+        let _ = slot.reply.send(Ok(response));
+    }
+}
