@@ -71,7 +71,15 @@ fn cargo() -> String {
 fn fetch_model() -> Result<()> {
     sh(
         &cargo(),
-        &["run", "--quiet", "--release", "-p", "metaprompt-cli", "--", "model", "fetch"],
+        &[
+            "run",
+            "--quiet",
+            "-p",
+            "metaprompt-cli",
+            "--",
+            "model",
+            "fetch",
+        ],
     )
 }
 
@@ -81,7 +89,14 @@ fn test() -> Result<()> {
     sh(&cargo, &["fmt", "--all", "--check"])?;
     sh(
         &cargo,
-        &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"],
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
     )?;
     fetch_model()?;
     sh(&cargo, &["test", "--workspace", "--all-targets"])?;
@@ -104,7 +119,15 @@ fn test() -> Result<()> {
 fn demo(args: &[String]) -> Result<()> {
     prereqs::ensure()?;
     fetch_model()?;
-    let mut all = vec!["run", "--quiet", "--release", "-p", "metaprompt-cli", "--", "demo"];
+    let mut all = vec![
+        "run",
+        "--quiet",
+        "--release",
+        "-p",
+        "metaprompt-cli",
+        "--",
+        "demo",
+    ];
     all.extend(args.iter().map(String::as_str));
     sh(&cargo(), &all)
 }

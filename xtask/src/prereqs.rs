@@ -24,12 +24,17 @@ fn runs(program: &str, args: &[&str]) -> bool {
 }
 
 fn has_libclang() -> bool {
-    if let Ok(dir) = std::env::var("LIBCLANG_PATH") {
-        if Path::new(&dir).exists() {
-            return true;
-        }
+    if let Ok(dir) = std::env::var("LIBCLANG_PATH")
+        && Path::new(&dir).exists()
+    {
+        return true;
     }
-    let dirs = ["/usr/lib", "/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/local/lib"];
+    let dirs = [
+        "/usr/lib",
+        "/usr/lib/x86_64-linux-gnu",
+        "/usr/lib/aarch64-linux-gnu",
+        "/usr/local/lib",
+    ];
     let in_dir = |d: &Path| {
         std::fs::read_dir(d).is_ok_and(|entries| {
             entries

@@ -91,10 +91,10 @@ impl Budget {
     /// assert_eq!(b.would_exceed(&s, 3), Some(BudgetKind::Calls));
     /// ```
     pub fn would_exceed(&self, spend: &Spend, next_calls: u64) -> Option<BudgetKind> {
-        if let Some(max) = self.max_llm_calls {
-            if spend.calls + next_calls > max || (next_calls == 0 && spend.calls >= max) {
-                return Some(BudgetKind::Calls);
-            }
+        if let Some(max) = self.max_llm_calls
+            && (spend.calls + next_calls > max || (next_calls == 0 && spend.calls >= max))
+        {
+            return Some(BudgetKind::Calls);
         }
         if self.max_tokens.is_some_and(|m| spend.usage.total() >= m) {
             return Some(BudgetKind::Tokens);

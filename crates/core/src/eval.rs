@@ -134,7 +134,10 @@ mod tests {
     #[test]
     fn mean_of_empty_is_none() {
         assert_eq!(mean_score(&[]), None);
-        let rs = [EvalResult::pass_fail(true, ""), EvalResult::pass_fail(false, "")];
+        let rs = [
+            EvalResult::pass_fail(true, ""),
+            EvalResult::pass_fail(false, ""),
+        ];
         assert_eq!(mean_score(&rs), Some(0.5));
     }
 }

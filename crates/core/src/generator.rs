@@ -86,7 +86,11 @@ impl std::fmt::Debug for Generator {
 
 impl Generator {
     /// Binds a model to a template.
-    pub fn new(model: Arc<dyn ChatModel>, template: PromptTemplate, params: GenerateParams) -> Self {
+    pub fn new(
+        model: Arc<dyn ChatModel>,
+        template: PromptTemplate,
+        params: GenerateParams,
+    ) -> Self {
         Generator {
             model,
             template,

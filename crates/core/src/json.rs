@@ -39,7 +39,9 @@ pub fn sanitize(value: &mut Value) {
         Value::Object(map) => {
             map.remove("default");
             let is_string = map.get("type").is_some_and(|t| {
-                t == "string" || t.as_array().is_some_and(|a| a.iter().any(|x| x == "string"))
+                t == "string"
+                    || t.as_array()
+                        .is_some_and(|a| a.iter().any(|x| x == "string"))
             });
             if !is_string {
                 map.remove("format");
@@ -78,7 +80,9 @@ pub enum ExtractError {
         snippet: String,
     },
     /// JSON was found but did not have the expected shape.
-    #[error("the reply's JSON does not have the expected shape: {message} (JSON begins: {snippet:?})")]
+    #[error(
+        "the reply's JSON does not have the expected shape: {message} (JSON begins: {snippet:?})"
+    )]
     WrongShape {
         /// What serde reported.
         message: String,
@@ -185,10 +189,10 @@ pub fn extract_json<T: DeserializeOwned>(text: &str) -> Result<T, ExtractError> 
             return Ok(v);
         }
         for (start, _) in source.match_indices(['{', '[']) {
-            if let Some(end) = balanced_end(source, start) {
-                if let Some(v) = attempt(&source[start..end]) {
-                    return Ok(v);
-                }
+            if let Some(end) = balanced_end(source, start)
+                && let Some(v) = attempt(&source[start..end])
+            {
+                return Ok(v);
             }
         }
     }
@@ -243,7 +247,9 @@ mod tests {
     #[test]
     fn reports_missing_json() {
         let err = extract_json::<Rewrite>("I cannot help with that.").unwrap_err();
-        assert!(matches!(err, ExtractError::NoJson { ref snippet } if snippet.starts_with("I cannot")));
+        assert!(
+            matches!(err, ExtractError::NoJson { ref snippet } if snippet.starts_with("I cannot"))
+        );
     }
 
     #[test]
@@ -321,7 +327,10 @@ mod tests {
         let maybe = &v["properties"]["maybe"];
         let text = maybe.to_string();
         assert!(text.contains("null"), "{text}");
-        assert_eq!(v["properties"]["inner"]["properties"]["label"], json!({"type": "string"}));
+        assert_eq!(
+            v["properties"]["inner"]["properties"]["label"],
+            json!({"type": "string"})
+        );
         let weight = &v["properties"]["inner"]["properties"]["weight"];
         assert_eq!(weight["type"], json!(["number", "null"]));
     }

@@ -198,7 +198,10 @@ mod tests {
 
     #[test]
     fn stop_reasons_display_in_snake_case() {
-        assert_eq!(StopReason::Budget(BudgetKind::Cost).to_string(), "budget_cost");
+        assert_eq!(
+            StopReason::Budget(BudgetKind::Cost).to_string(),
+            "budget_cost"
+        );
         assert_eq!(StopReason::Interrupted.to_string(), "interrupted");
     }
 

@@ -30,7 +30,9 @@ pub struct ScriptedModel {
 
 impl std::fmt::Debug for ScriptedModel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ScriptedModel").field("id", &self.id).finish()
+        f.debug_struct("ScriptedModel")
+            .field("id", &self.id)
+            .finish()
     }
 }
 
@@ -149,7 +151,12 @@ mod tests {
         let mut req = ChatRequest::user("first question");
         req.temperature = Some(0.0);
         assert_eq!(block_on(m.complete(req)).unwrap().text, "a");
-        assert_eq!(block_on(m.complete(ChatRequest::user("second"))).unwrap().text, "b");
+        assert_eq!(
+            block_on(m.complete(ChatRequest::user("second")))
+                .unwrap()
+                .text,
+            "b"
+        );
         let recorded = m.requests();
         assert_eq!(recorded.len(), 2);
         assert_eq!(recorded[0].temperature, Some(0.0));
@@ -161,8 +168,14 @@ mod tests {
         let m = ScriptedModel::new("s")
             .reply("queued")
             .with_handler(|r| Ok(format!("echo {}", r.messages[0].content)));
-        assert_eq!(block_on(m.complete(ChatRequest::user("x"))).unwrap().text, "queued");
-        assert_eq!(block_on(m.complete(ChatRequest::user("y"))).unwrap().text, "echo y");
+        assert_eq!(
+            block_on(m.complete(ChatRequest::user("x"))).unwrap().text,
+            "queued"
+        );
+        assert_eq!(
+            block_on(m.complete(ChatRequest::user("y"))).unwrap().text,
+            "echo y"
+        );
         let empty = ScriptedModel::new("e");
         let err = block_on(empty.complete(ChatRequest::user("z"))).unwrap_err();
         assert!(err.to_string().contains("no reply left"));
@@ -171,7 +184,8 @@ mod tests {
 
     #[test]
     fn queued_failures_are_returned() {
-        let m = ScriptedModel::new("s").fail(ModelError::Timeout(std::time::Duration::from_secs(1)));
+        let m =
+            ScriptedModel::new("s").fail(ModelError::Timeout(std::time::Duration::from_secs(1)));
         assert!(matches!(
             block_on(m.complete(ChatRequest::user("x"))),
             Err(ModelError::Timeout(_))
@@ -182,6 +196,12 @@ mod tests {
     fn usage_counts_words() {
         let m = ScriptedModel::new("s").reply("two words");
         let r = block_on(m.complete(ChatRequest::user("three little words"))).unwrap();
-        assert_eq!(r.usage, Usage { input_tokens: 3, output_tokens: 2 });
+        assert_eq!(
+            r.usage,
+            Usage {
+                input_tokens: 3,
+                output_tokens: 2
+            }
+        );
     }
 }

@@ -47,7 +47,11 @@ fn main() {
     let retained = rss_after.saturating_sub(rss_before);
     let peak_over = peak.saturating_sub(rss_before);
     println!("file: {n} rows, {:.1} MB", bytes as f64 / 1e6);
-    println!("load: {secs:.2} s, {:.0} rows/s, {:.0} MB/s", n as f64 / secs, bytes as f64 / 1e6 / secs);
+    println!(
+        "load: {secs:.2} s, {:.0} rows/s, {:.0} MB/s",
+        n as f64 / secs,
+        bytes as f64 / 1e6 / secs
+    );
     println!(
         "memory: retained rows {:.1} MB, peak during load {:.1} MB above start (ratio {:.2})",
         retained as f64 / 1024.0,

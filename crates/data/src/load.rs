@@ -106,7 +106,12 @@ impl IdAssigner {
         }
     }
 
-    fn row(&mut self, fields: Map<String, Value>, number: u64, line: u64) -> Result<Row, DataError> {
+    fn row(
+        &mut self,
+        fields: Map<String, Value>,
+        number: u64,
+        line: u64,
+    ) -> Result<Row, DataError> {
         let Some(field) = &self.field else {
             return Ok(Row::new(RowId::new(number.to_string()), fields));
         };
@@ -145,7 +150,9 @@ fn load_jsonl(path: &Path, file: File, ids: &mut IdAssigner) -> Result<Vec<Row>,
     let mut line_no = 0u64;
     loop {
         buf.clear();
-        let n = reader.read_until(b'\n', &mut buf).map_err(|e| io_err(path, e))?;
+        let n = reader
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| io_err(path, e))?;
         if n == 0 {
             break;
         }
@@ -160,7 +167,9 @@ fn load_jsonl(path: &Path, file: File, ids: &mut IdAssigner) -> Result<Vec<Row>,
             continue;
         }
         if std::str::from_utf8(line).is_err() {
-            return Err(DataError::InvalidUtf8 { at: ids.at(line_no) });
+            return Err(DataError::InvalidUtf8 {
+                at: ids.at(line_no),
+            });
         }
         let value: Value = serde_json::from_slice(line).map_err(|e| DataError::InvalidJson {
             at: ids.at(line_no),
@@ -182,7 +191,11 @@ fn load_json(path: &Path, mut file: File, ids: &mut IdAssigner) -> Result<Vec<Ro
     file.read_to_end(&mut bytes).map_err(|e| io_err(path, e))?;
     let text = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
     if let Err(e) = std::str::from_utf8(text) {
-        let line = text[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count() as u64 + 1;
+        let line = text[..e.valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count() as u64
+            + 1;
         return Err(DataError::InvalidUtf8 { at: ids.at(line) });
     }
     if text.iter().all(u8::is_ascii_whitespace) {
@@ -226,7 +239,11 @@ fn load_csv(path: &Path, file: File, ids: &mut IdAssigner) -> Result<Vec<Row>, D
         .iter()
         .enumerate()
         .map(|(i, h)| {
-            let h = if i == 0 { h.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(h) } else { h };
+            let h = if i == 0 {
+                h.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(h)
+            } else {
+                h
+            };
             std::str::from_utf8(h)
                 .map(|s| s.trim().to_string())
                 .map_err(|_| DataError::InvalidUtf8 { at: ids.at(1) })

@@ -280,11 +280,19 @@ mod tests {
     #[test]
     fn allocation_is_within_one_row() {
         for n in 0..200 {
-            for f in [[0.5, 0.25, 0.25], [0.7, 0.2, 0.1], [0.34, 0.33, 0.33], [0.6, 0.4, 0.0]] {
+            for f in [
+                [0.5, 0.25, 0.25],
+                [0.7, 0.2, 0.1],
+                [0.34, 0.33, 0.33],
+                [0.6, 0.4, 0.0],
+            ] {
                 let c = allocate(n, f);
                 assert_eq!(c.iter().sum::<usize>(), n);
                 for i in 0..3 {
-                    assert!((c[i] as f64 - f[i] * n as f64).abs() < 1.0, "{n} {f:?} {c:?}");
+                    assert!(
+                        (c[i] as f64 - f[i] * n as f64).abs() < 1.0,
+                        "{n} {f:?} {c:?}"
+                    );
                 }
             }
         }

@@ -7,7 +7,9 @@ use metaprompt_data::{DataError, Format, LoadOptions, load};
 use serde_json::json;
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 fn load_err(name: &str) -> DataError {
@@ -44,7 +46,9 @@ fn jsonl_non_object_line_names_line_and_kind() {
     let err = load_err("not_object.jsonl");
     assert!(matches!(err, DataError::NotAnObject { ref at, .. } if at.line == 2));
     assert!(
-        err.to_string().ends_with("not_object.jsonl:2: expected a JSON object with named fields, found an array"),
+        err.to_string().ends_with(
+            "not_object.jsonl:2: expected a JSON object with named fields, found an array"
+        ),
         "{err}"
     );
 }
@@ -52,22 +56,33 @@ fn jsonl_non_object_line_names_line_and_kind() {
 #[test]
 fn jsonl_invalid_json_names_line() {
     let err = load_err("bad_json.jsonl");
-    assert!(matches!(err, DataError::InvalidJson { ref at, .. } if at.line == 3), "{err}");
-    assert!(err.to_string().contains("bad_json.jsonl:3: invalid JSON: EOF while parsing"), "{err}");
+    assert!(
+        matches!(err, DataError::InvalidJson { ref at, .. } if at.line == 3),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("bad_json.jsonl:3: invalid JSON: EOF while parsing"),
+        "{err}"
+    );
 }
 
 #[test]
 fn jsonl_invalid_utf8_names_line() {
     let err = load_err("bad_utf8.jsonl");
     assert!(matches!(err, DataError::InvalidUtf8 { ref at } if at.line == 2));
-    assert!(err.to_string().ends_with("bad_utf8.jsonl:2: the line is not valid UTF-8; save the file as UTF-8"));
+    assert!(
+        err.to_string()
+            .ends_with("bad_utf8.jsonl:2: the line is not valid UTF-8; save the file as UTF-8")
+    );
 }
 
 #[test]
 fn duplicate_ids_name_both_lines() {
     let err = load(fixture("dup_ids.jsonl"), &with_id("id")).unwrap_err();
     assert!(
-        err.to_string().ends_with("dup_ids.jsonl:3: duplicate id `a` (first seen on line 1)"),
+        err.to_string()
+            .ends_with("dup_ids.jsonl:3: duplicate id `a` (first seen on line 1)"),
         "{err}"
     );
 }
@@ -77,13 +92,20 @@ fn explicit_id_field_is_used() {
     let ds = load(fixture("good.json"), &with_id("text")).unwrap();
     assert_eq!(ds.rows()[1].id().as_str(), "b");
     let err = load(fixture("good.json"), &with_id("nope")).unwrap_err();
-    assert!(err.to_string().ends_with("good.json:1: the id field `nope` is missing or is not a string or number"), "{err}");
+    assert!(
+        err.to_string()
+            .ends_with("good.json:1: the id field `nope` is missing or is not a string or number"),
+        "{err}"
+    );
 }
 
 #[test]
 fn empty_file_is_an_error() {
     let err = load_err("empty.jsonl");
-    assert!(err.to_string().ends_with("empty.jsonl: the file has no rows"));
+    assert!(
+        err.to_string()
+            .ends_with("empty.jsonl: the file has no rows")
+    );
     let err = load_err("header_only.csv");
     assert!(matches!(err, DataError::Empty { .. }));
 }
@@ -99,7 +121,12 @@ fn json_array_loads_with_nested_fields() {
 #[test]
 fn json_non_object_element_is_named() {
     let err = load_err("not_object.json");
-    assert!(err.to_string().ends_with("not_object.json:2: expected a JSON object with named fields, found a string"), "{err}");
+    assert!(
+        err.to_string().ends_with(
+            "not_object.json:2: expected a JSON object with named fields, found a string"
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -121,20 +148,33 @@ fn csv_with_quoted_commas_newlines_and_quotes_loads() {
 #[test]
 fn ragged_csv_names_line_and_counts() {
     let err = load_err("ragged.csv");
-    assert!(matches!(err, DataError::RaggedCsv { ref at, expected: 2, found: 1 } if at.line == 3), "{err:?}");
-    assert!(err.to_string().ends_with("ragged.csv:3: expected 2 fields like the header, found 1"));
+    assert!(
+        matches!(err, DataError::RaggedCsv { ref at, expected: 2, found: 1 } if at.line == 3),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .ends_with("ragged.csv:3: expected 2 fields like the header, found 1")
+    );
 }
 
 #[test]
 fn unknown_extension_asks_for_a_format() {
-    let err = load(fixture("good.jsonl").with_extension("txt"), &LoadOptions::default()).unwrap_err();
+    let err = load(
+        fixture("good.jsonl").with_extension("txt"),
+        &LoadOptions::default(),
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("use a .jsonl, .json or .csv file"));
     // An explicit format overrides the extension (the file then fails to open: it does not exist).
     let opts = LoadOptions {
         format: Some(Format::Jsonl),
         ..LoadOptions::default()
     };
-    assert!(matches!(load(fixture("nope.txt"), &opts), Err(DataError::Io { .. })));
+    assert!(matches!(
+        load(fixture("nope.txt"), &opts),
+        Err(DataError::Io { .. })
+    ));
 }
 
 #[test]
@@ -161,7 +201,10 @@ fn require_fields_reports_first_ten_and_a_count() {
         other => panic!("{other:?}"),
     }
     let msg = err.to_string();
-    assert!(msg.starts_with("13 row(s) lack fields that the prompt uses:"), "{msg}");
+    assert!(
+        msg.starts_with("13 row(s) lack fields that the prompt uses:"),
+        "{msg}"
+    );
     assert!(msg.ends_with("… and 3 more"), "{msg}");
 }
 

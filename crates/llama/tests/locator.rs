@@ -10,7 +10,8 @@ use sha2::{Digest, Sha256};
 fn wheel(dir: &Path, member: &str, content: &[u8]) -> std::path::PathBuf {
     let path = dir.join("fake-0.1-py3-none-any.whl");
     let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
-    zip.start_file(member, zip::write::SimpleFileOptions::default()).unwrap();
+    zip.start_file(member, zip::write::SimpleFileOptions::default())
+        .unwrap();
     zip.write_all(content).unwrap();
     zip.finish().unwrap();
     path

@@ -4,7 +4,9 @@
 
 use std::sync::OnceLock;
 
-use metaprompt_core::{ChatModel, ChatRequest, FinishReason, Message, ModelError, ResponseSchema, schema_for};
+use metaprompt_core::{
+    ChatModel, ChatRequest, FinishReason, Message, ModelError, ResponseSchema, schema_for,
+};
 use metaprompt_llama::{LlamaChat, LlamaConfig, ModelLocator};
 use serde::Deserialize;
 
@@ -45,7 +47,11 @@ async fn greedy_completion_is_deterministic() {
     assert_eq!(a.text, b.text);
     assert!(a.usage.input_tokens > 3);
     assert!(a.usage.output_tokens > 0 && a.usage.output_tokens <= 24);
-    assert!(m.id().starts_with("SmolLM2-135M-Instruct.Q4_1.gguf@"), "{}", m.id());
+    assert!(
+        m.id().starts_with("SmolLM2-135M-Instruct.Q4_1.gguf@"),
+        "{}",
+        m.id()
+    );
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -83,8 +89,8 @@ async fn structured_output_always_parses() {
     });
     for (p, r) in prompts.iter().zip(futures::future::join_all(calls).await) {
         let r = r.unwrap();
-        let v: Verdict = serde_json::from_str(&r.text)
-            .unwrap_or_else(|e| panic!("{p}: {e}: {:?}", r.text));
+        let v: Verdict =
+            serde_json::from_str(&r.text).unwrap_or_else(|e| panic!("{p}: {e}: {:?}", r.text));
         assert!(!v.label.is_empty() || r.text.contains("\"label\""));
     }
 }
@@ -92,11 +98,17 @@ async fn structured_output_always_parses() {
 #[tokio::test]
 async fn max_tokens_and_stop_sequences_are_honoured() {
     let m = model();
-    let r = m.complete(greedy("Count from 1 to 50, separated by commas.", 5)).await.unwrap();
+    let r = m
+        .complete(greedy("Count from 1 to 50, separated by commas.", 5))
+        .await
+        .unwrap();
     assert_eq!(r.usage.output_tokens, 5);
     assert_eq!(r.finish_reason, FinishReason::Length);
 
-    let full = m.complete(greedy("Count from 1 to 20, separated by commas.", 40)).await.unwrap();
+    let full = m
+        .complete(greedy("Count from 1 to 20, separated by commas.", 40))
+        .await
+        .unwrap();
     let mut req = greedy("Count from 1 to 20, separated by commas.", 40);
     req.stop = vec!["5".into()];
     let stopped = m.complete(req).await.unwrap();
@@ -122,7 +134,12 @@ async fn over_long_prompt_is_a_typed_error() {
 #[tokio::test]
 async fn four_concurrent_requests_all_succeed() {
     let m = model();
-    let prompts = ["What is 2+2?", "Say hello.", "Name a fruit.", "Name an animal."];
+    let prompts = [
+        "What is 2+2?",
+        "Say hello.",
+        "Name a fruit.",
+        "Name an animal.",
+    ];
     let sequential: Vec<String> = {
         let mut v = Vec::new();
         for p in prompts {
@@ -130,7 +147,8 @@ async fn four_concurrent_requests_all_succeed() {
         }
         v
     };
-    let together = futures::future::join_all(prompts.iter().map(|p| m.complete(greedy(p, 16)))).await;
+    let together =
+        futures::future::join_all(prompts.iter().map(|p| m.complete(greedy(p, 16)))).await;
     for (s, t) in sequential.iter().zip(together) {
         let t = t.unwrap();
         assert!(!t.text.is_empty());
