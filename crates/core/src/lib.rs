@@ -17,13 +17,13 @@
 //! - [`Usage`], [`Price`], [`Budget`]: accounting.
 //! - [`run`]: the typed events and round records the engine emits.
 //! - [`schema_for`] and [`extract_json`]: structured output.
-//! - `testing` (feature `test-utils`): [`ScriptedModel`](testing::ScriptedModel).
+//! - `testing` (feature `test-utils`): `ScriptedModel`, a scripted fake model for tests.
 //!
 //! # Why `async_trait`
 //! Every trait here must work as a trait object, because a provider is chosen from a
 //! configuration file at run time (`Arc<dyn ChatModel>`). Native `async fn` in traits is not
 //! object-safe, so the choice is between `async_trait` and a hand-written boxed-future twin of
-//! each trait. We use `async_trait` (re-exported as [`async_trait`]): implementers write a
+//! each trait. We use `async_trait` (re-exported as [`macro@async_trait`]): implementers write a
 //! plain `async fn`, mockall understands it, and the one allocation per call is nothing next to
 //! a model call that takes milliseconds to seconds.
 #![deny(missing_docs)]
