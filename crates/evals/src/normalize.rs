@@ -83,14 +83,13 @@ impl Normalize {
         if !self.any() {
             return Cow::Borrowed(text);
         }
-        let mut s: String = if self.unicode {
-            text.nfkc().collect()
-        } else {
-            text.to_string()
+        // One allocation on the common paths: lowercase straight from the input.
+        let mut s: String = match (self.unicode, self.case) {
+            (true, true) => text.nfkc().collect::<String>().to_lowercase(),
+            (true, false) => text.nfkc().collect(),
+            (false, true) => text.to_lowercase(),
+            (false, false) => text.to_string(),
         };
-        if self.case {
-            s = s.to_lowercase();
-        }
         if self.punctuation {
             s.retain(|c| !is_punctuation(c));
         }
