@@ -20,7 +20,7 @@ fn record(round: u32) -> RoundRecord {
         minibatch_score: Some(0.5),
         parent_minibatch_score: Some(0.4),
         val_score: Some(0.6),
-        accepted: round % 2 == 0,
+        accepted: round.is_multiple_of(2),
         reason: "r".into(),
         repaired: false,
         failed: false,
