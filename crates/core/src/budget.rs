@@ -60,16 +60,21 @@ pub enum BudgetKind {
 }
 
 /// Limits on a run. `None` means unlimited.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Budget {
     /// Maximum model calls.
+    #[serde(default)]
     pub max_llm_calls: Option<u64>,
     /// Maximum tokens, input plus output.
+    #[serde(default)]
     pub max_tokens: Option<u64>,
     /// Maximum spend in USD.
+    #[serde(default)]
     pub max_cost_usd: Option<f64>,
-    /// Maximum wall time.
+    /// Maximum wall time, in seconds.
     #[serde(default, with = "opt_secs")]
+    #[schemars(with = "Option<f64>")]
     pub max_duration: Option<Duration>,
 }
 

@@ -140,6 +140,75 @@ impl ChatModel for ScriptedModel {
     }
 }
 
+/// An in-memory [`ResponseCache`](crate::ResponseCache) that counts hits.
+#[derive(Debug, Default)]
+pub struct MemoryCache {
+    entries: Mutex<std::collections::HashMap<crate::CacheKey, ChatResponse>>,
+    hits: std::sync::atomic::AtomicU64,
+}
+
+impl MemoryCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        MemoryCache::default()
+    }
+    /// Entries stored.
+    pub fn len(&self) -> usize {
+        lock(&self.entries).len()
+    }
+    /// Whether nothing is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Gets that found an entry.
+    pub fn hits(&self) -> u64 {
+        self.hits.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+#[async_trait]
+impl crate::ResponseCache for MemoryCache {
+    async fn get(&self, key: &crate::CacheKey) -> Result<Option<ChatResponse>, crate::CacheError> {
+        let hit = lock(&self.entries).get(key).cloned();
+        if hit.is_some() {
+            self.hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(hit)
+    }
+    async fn put(&self, key: &crate::CacheKey, response: &ChatResponse) -> Result<(), crate::CacheError> {
+        lock(&self.entries).insert(key.clone(), response.clone());
+        Ok(())
+    }
+}
+
+/// An in-memory [`Checkpointer`](crate::Checkpointer) keeping every saved state.
+#[derive(Debug, Default)]
+pub struct MemoryCheckpointer {
+    saved: Mutex<Vec<crate::Checkpoint>>,
+}
+
+impl MemoryCheckpointer {
+    /// No checkpoints yet.
+    pub fn new() -> Self {
+        MemoryCheckpointer::default()
+    }
+    /// Every checkpoint saved, in order.
+    pub fn all(&self) -> Vec<crate::Checkpoint> {
+        lock(&self.saved).clone()
+    }
+}
+
+#[async_trait]
+impl crate::Checkpointer for MemoryCheckpointer {
+    async fn save(&self, run_id: &str, round: u32, state: &serde_json::Value) -> Result<(), crate::CheckpointError> {
+        lock(&self.saved).push(crate::Checkpoint { run_id: run_id.into(), round, state: state.clone() });
+        Ok(())
+    }
+    async fn load_latest(&self, run_id: &str) -> Result<Option<crate::Checkpoint>, crate::CheckpointError> {
+        Ok(lock(&self.saved).iter().rev().find(|c| c.run_id == run_id).cloned())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
