@@ -175,7 +175,11 @@ impl crate::ResponseCache for MemoryCache {
         }
         Ok(hit)
     }
-    async fn put(&self, key: &crate::CacheKey, response: &ChatResponse) -> Result<(), crate::CacheError> {
+    async fn put(
+        &self,
+        key: &crate::CacheKey,
+        response: &ChatResponse,
+    ) -> Result<(), crate::CacheError> {
         lock(&self.entries).insert(key.clone(), response.clone());
         Ok(())
     }
@@ -200,12 +204,28 @@ impl MemoryCheckpointer {
 
 #[async_trait]
 impl crate::Checkpointer for MemoryCheckpointer {
-    async fn save(&self, run_id: &str, round: u32, state: &serde_json::Value) -> Result<(), crate::CheckpointError> {
-        lock(&self.saved).push(crate::Checkpoint { run_id: run_id.into(), round, state: state.clone() });
+    async fn save(
+        &self,
+        run_id: &str,
+        round: u32,
+        state: &serde_json::Value,
+    ) -> Result<(), crate::CheckpointError> {
+        lock(&self.saved).push(crate::Checkpoint {
+            run_id: run_id.into(),
+            round,
+            state: state.clone(),
+        });
         Ok(())
     }
-    async fn load_latest(&self, run_id: &str) -> Result<Option<crate::Checkpoint>, crate::CheckpointError> {
-        Ok(lock(&self.saved).iter().rev().find(|c| c.run_id == run_id).cloned())
+    async fn load_latest(
+        &self,
+        run_id: &str,
+    ) -> Result<Option<crate::Checkpoint>, crate::CheckpointError> {
+        Ok(lock(&self.saved)
+            .iter()
+            .rev()
+            .find(|c| c.run_id == run_id)
+            .cloned())
     }
 }
 

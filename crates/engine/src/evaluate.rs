@@ -46,11 +46,17 @@ impl Meter {
     }
 
     pub(crate) fn snapshot(&self) -> SpendCounters {
-        *self.counters.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        *self
+            .counters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub(crate) fn update(&self, f: impl FnOnce(&mut SpendCounters)) {
-        f(&mut self.counters.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        f(&mut self
+            .counters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner));
     }
 
     pub(crate) fn elapsed_secs(&self) -> f64 {
@@ -161,7 +167,10 @@ impl Scorer {
             };
             calls.push(call);
         }
-        let misses = calls.iter().filter(|c| matches!(c, Call::Pending(..))).count() as u64;
+        let misses = calls
+            .iter()
+            .filter(|c| matches!(c, Call::Pending(..)))
+            .count() as u64;
         if misses > 0
             && let Some(kind) = self.budget.would_exceed(&meter.spend(), misses)
         {
@@ -169,7 +178,11 @@ impl Scorer {
         }
         let done = std::sync::atomic::AtomicUsize::new(total - misses as usize);
         if misses == 0 {
-            events.emit(&RunEvent::Evaluated { phase, done: total, total });
+            events.emit(&RunEvent::Evaluated {
+                phase,
+                done: total,
+                total,
+            });
         }
         let futures: Vec<_> = calls
             .into_iter()
@@ -187,21 +200,32 @@ impl Scorer {
                                     meter.update(|c| {
                                         c.student_calls += 1;
                                         c.usage += resp.usage;
-                                        c.cost_usd += self.price.map_or(0.0, |p| p.cost(resp.usage));
+                                        c.cost_usd +=
+                                            self.price.map_or(0.0, |p| p.cost(resp.usage));
                                     });
                                     if let Some(cache) = &self.cache
                                         && let Err(e) = cache.put(&key, &resp).await
                                     {
                                         tracing::warn!(error = %e, "cache write failed");
                                     }
-                                    let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                                    events.emit(&RunEvent::Evaluated { phase, done: n, total });
+                                    let n =
+                                        done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                                    events.emit(&RunEvent::Evaluated {
+                                        phase,
+                                        done: n,
+                                        total,
+                                    });
                                     Ok(resp.text)
                                 }
                                 Err(e) => {
                                     meter.update(|c| c.student_calls += 1);
-                                    let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                                    events.emit(&RunEvent::Evaluated { phase, done: n, total });
+                                    let n =
+                                        done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                                    events.emit(&RunEvent::Evaluated {
+                                        phase,
+                                        done: n,
+                                        total,
+                                    });
                                     Err(format!("student call failed: {e}"))
                                 }
                             }
@@ -229,16 +253,33 @@ impl Scorer {
                     Ok(input) => {
                         batch.push(input.clone());
                         batch_index.push(i);
-                        outcomes.push(Outcome { row: row.clone(), output: text, input: Some(input), result: EvalResult::error("pending") });
+                        outcomes.push(Outcome {
+                            row: row.clone(),
+                            output: text,
+                            input: Some(input),
+                            result: EvalResult::error("pending"),
+                        });
                     }
-                    Err(e) => outcomes.push(Outcome { row: row.clone(), output: text, input: None, result: EvalResult::error(e.to_string()) }),
+                    Err(e) => outcomes.push(Outcome {
+                        row: row.clone(),
+                        output: text,
+                        input: None,
+                        result: EvalResult::error(e.to_string()),
+                    }),
                 },
-                Err(e) => outcomes.push(Outcome { row: row.clone(), output: String::new(), input: None, result: EvalResult::error(e) }),
+                Err(e) => outcomes.push(Outcome {
+                    row: row.clone(),
+                    output: String::new(),
+                    input: None,
+                    result: EvalResult::error(e),
+                }),
             }
         }
         if !batch.is_empty() {
             let mut results = self.evaluator.evaluate(&batch).await;
-            results.resize_with(batch.len(), || EvalResult::error("the evaluator returned too few results"));
+            results.resize_with(batch.len(), || {
+                EvalResult::error("the evaluator returned too few results")
+            });
             for (i, r) in batch_index.into_iter().zip(results) {
                 outcomes[i].result = r;
             }
@@ -249,6 +290,10 @@ impl Scorer {
         } else {
             outcomes.iter().map(|o| o.result.score()).sum::<f64>() / outcomes.len() as f64
         };
-        Ok(Evaluation { outcomes, mean, errors })
+        Ok(Evaluation {
+            outcomes,
+            mean,
+            errors,
+        })
     }
 }

@@ -32,12 +32,17 @@ pub enum Violation {
     #[error("the prompt is identical to one tried before; propose a different change")]
     Duplicate,
     /// Copies a reference answer.
-    #[error("the prompt copies text from a reference answer (\"{0}\"); describe patterns instead of quoting answers")]
+    #[error(
+        "the prompt copies text from a reference answer (\"{0}\"); describe patterns instead of quoting answers"
+    )]
     CopiesReference(String),
 }
 
 fn braces(v: &[String]) -> String {
-    v.iter().map(|s| format!("{{{s}}}")).collect::<Vec<_>>().join(", ")
+    v.iter()
+        .map(|s| format!("{{{s}}}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn is_name(s: &str) -> bool {
@@ -131,7 +136,10 @@ pub struct Checked {
 fn eight_grams(text: &str) -> Vec<String> {
     let words: Vec<String> = text
         .split_whitespace()
-        .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()).to_lowercase())
+        .map(|w| {
+            w.trim_matches(|c: char| !c.is_alphanumeric())
+                .to_lowercase()
+        })
         .filter(|w| !w.is_empty())
         .collect();
     words.windows(8).map(|w| w.join(" ")).collect()
@@ -159,11 +167,7 @@ impl GuardContext {
             .cloned()
             .collect();
         if !unknown.is_empty() {
-            let allowed: Vec<String> = self
-                .available
-                .difference(&self.labels)
-                .cloned()
-                .collect();
+            let allowed: Vec<String> = self.available.difference(&self.labels).cloned().collect();
             return Err(Violation::UnknownVariables(unknown, allowed));
         }
         if template.source().chars().count() > self.max_chars {
@@ -235,14 +239,27 @@ mod tests {
     #[test]
     fn each_violation_is_detected() {
         let c = ctx();
-        assert!(matches!(c.check("Classify."), Err(Violation::MissingVariables(v)) if v == ["text"]));
-        assert!(matches!(c.check("{text} answer is {label}"), Err(Violation::LabelVariables(_))));
-        assert!(matches!(c.check("{text} {topic}"), Err(Violation::UnknownVariables(..))));
-        assert!(matches!(c.check(&format!("{} {{text}}", "x".repeat(300))), Err(Violation::TooLong { .. })));
+        assert!(
+            matches!(c.check("Classify."), Err(Violation::MissingVariables(v)) if v == ["text"])
+        );
+        assert!(matches!(
+            c.check("{text} answer is {label}"),
+            Err(Violation::LabelVariables(_))
+        ));
+        assert!(matches!(
+            c.check("{text} {topic}"),
+            Err(Violation::UnknownVariables(..))
+        ));
+        assert!(matches!(
+            c.check(&format!("{} {{text}}", "x".repeat(300))),
+            Err(Violation::TooLong { .. })
+        ));
         let mut seen = ctx();
         seen.seen.insert(normalised("Classify   {text}"));
         assert_eq!(seen.check("Classify\n{text}"), Err(Violation::Duplicate));
-        let ok = c.check("Use {context} and {text}; reply {\"a\": 1}").unwrap();
+        let ok = c
+            .check("Use {context} and {text}; reply {\"a\": 1}")
+            .unwrap();
         assert_eq!(ok.template.variables(), vec!["context", "text"]);
     }
 
@@ -258,7 +275,9 @@ mod tests {
     fn reference_copying_is_refused_when_enabled() {
         let mut c = ctx();
         c.add_reference("the quick brown fox jumps over the lazy dog today");
-        let err = c.check("Answer like: The quick brown fox jumps over the lazy dog. {text}").unwrap_err();
+        let err = c
+            .check("Answer like: The quick brown fox jumps over the lazy dog. {text}")
+            .unwrap_err();
         assert!(matches!(err, Violation::CopiesReference(_)));
     }
 }

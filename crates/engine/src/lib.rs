@@ -50,7 +50,9 @@ use metaprompt_core::run::Phase;
 use metaprompt_core::{ModelError, TemplateError};
 
 pub use cancel::CancelFlag;
-pub use config::{DEFAULT_EVAL_SUBSET_SIZE, DEFAULT_NUM_ROUNDS, DEFAULT_TASK_DESCRIPTION, OptimizerConfig};
+pub use config::{
+    DEFAULT_EVAL_SUBSET_SIZE, DEFAULT_NUM_ROUNDS, DEFAULT_TASK_DESCRIPTION, OptimizerConfig,
+};
 pub use evaluate::SpendCounters;
 pub use guards::{Checked, GuardContext, Violation, heal_braces};
 pub use optimizer::{DataSource, MetaPromptOptimizer, OptimizeRequest, OptimizerBuilder};
@@ -77,7 +79,9 @@ pub enum EngineError {
         error: TemplateError,
     },
     /// An initial prompt reads an answer field.
-    #[error("initial prompt {index} uses {{{field}}}, a label field holding the expected answers; a prompt must never read it")]
+    #[error(
+        "initial prompt {index} uses {{{field}}}, a label field holding the expected answers; a prompt must never read it"
+    )]
     LabelInPrompt {
         /// Which prompt.
         index: usize,
@@ -88,7 +92,9 @@ pub enum EngineError {
     #[error(transparent)]
     Data(#[from] metaprompt_data::DataError),
     /// Too many items failed: optimizing against noise would be worse than stopping.
-    #[error("{errors} of {total} items failed during {phase:?} evaluation (more than the allowed error rate); first error: {sample}. Fix the evaluator or the model settings, then resume")]
+    #[error(
+        "{errors} of {total} items failed during {phase:?} evaluation (more than the allowed error rate); first error: {sample}. Fix the evaluator or the model settings, then resume"
+    )]
     EvaluatorUnhealthy {
         /// Which evaluation.
         phase: Phase,

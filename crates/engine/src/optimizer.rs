@@ -5,20 +5,22 @@ use std::sync::Arc;
 
 use metaprompt_core::run::{Phase, RoundRecord, RunEvent, StopReason};
 use metaprompt_core::{
-    ChatModel, Checkpoint, Checkpointer, DataMapper, Evaluator, EventSink,
-    GenerateParams, Generator, NoEvents, Price, PromptTemplate, ResponseCache, Row,
+    ChatModel, Checkpoint, Checkpointer, DataMapper, Evaluator, EventSink, GenerateParams,
+    Generator, NoEvents, Price, PromptTemplate, ResponseCache, Row,
 };
 use metaprompt_data::{Dataset, MinibatchState, Minibatches, SplitConfig, Splits};
 use serde::{Deserialize, Serialize};
 
+use crate::EngineError;
 use crate::cancel::CancelFlag;
-use crate::config::{DEFAULT_EVAL_SUBSET_SIZE, DEFAULT_NUM_ROUNDS, DEFAULT_TASK_DESCRIPTION, OptimizerConfig};
+use crate::config::{
+    DEFAULT_EVAL_SUBSET_SIZE, DEFAULT_NUM_ROUNDS, DEFAULT_TASK_DESCRIPTION, OptimizerConfig,
+};
 use crate::evaluate::{Evaluation, Interrupt, Meter, Scorer, SpendCounters};
 use crate::guards::{GuardContext, normalised};
 use crate::result::{DryRun, ExampleReport, OptimizeResult, UsageReport};
 use crate::stats::ci95;
 use crate::teacher::{Brief, TeacherCall};
-use crate::EngineError;
 
 /// Where the rows come from.
 #[derive(Debug, Clone)]
@@ -221,30 +223,58 @@ fn prepare(req: &OptimizeRequest) -> Result<Prepared, EngineError> {
     labels.sort();
     labels.dedup();
     if splits.train.is_empty() {
-        return Err(EngineError::Data(metaprompt_data::DataError::Split("the train split is empty".into())));
+        return Err(EngineError::Data(metaprompt_data::DataError::Split(
+            "the train split is empty".into(),
+        )));
     }
     let mut initial = Vec::new();
     for (i, p) in req.initial_prompts.iter().enumerate() {
-        let t = PromptTemplate::parse(p).map_err(|error| EngineError::InvalidPrompt { index: i, error })?;
-        if let Some(l) = t.variables().into_iter().find(|v| labels.iter().any(|l| l == v)) {
-            return Err(EngineError::LabelInPrompt { index: i, field: l.to_string() });
+        let t = PromptTemplate::parse(p)
+            .map_err(|error| EngineError::InvalidPrompt { index: i, error })?;
+        if let Some(l) = t
+            .variables()
+            .into_iter()
+            .find(|v| labels.iter().any(|l| l == v))
+        {
+            return Err(EngineError::LabelInPrompt {
+                index: i,
+                field: l.to_string(),
+            });
         }
         initial.push(t);
     }
-    let all_rows: Vec<Row> = splits.train.iter().chain(&splits.val).chain(&splits.test).cloned().collect();
+    let all_rows: Vec<Row> = splits
+        .train
+        .iter()
+        .chain(&splits.val)
+        .chain(&splits.test)
+        .cloned()
+        .collect();
     let all = Dataset::new(all_rows);
     for t in &initial {
         all.require_fields(&t.variables(), "the initial prompt")?;
     }
     all.require_fields(&req.data_mapper.source_fields(), "the key map")?;
-    let required: BTreeSet<String> = initial[0].variables().iter().map(|s| s.to_string()).collect();
+    let required: BTreeSet<String> = initial[0]
+        .variables()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     let available: BTreeSet<String> = all.schema().fields.keys().cloned().collect();
-    let longest = req.initial_prompts.iter().map(|p| p.chars().count()).max().unwrap_or(0);
+    let longest = req
+        .initial_prompts
+        .iter()
+        .map(|p| p.chars().count())
+        .max()
+        .unwrap_or(0);
     let mut guards = GuardContext {
         required,
         available,
         labels: labels.iter().cloned().collect(),
-        max_chars: req.config.max_prompt_chars.unwrap_or((longest * 4).max(2000)),
+        max_chars: req
+            .config
+            .max_prompt_chars
+            .unwrap_or((longest * 4).max(2000)),
         ..GuardContext::default()
     };
     if req.config.forbid_reference_copy {
@@ -256,7 +286,12 @@ fn prepare(req: &OptimizeRequest) -> Result<Prepared, EngineError> {
             }
         }
     }
-    Ok(Prepared { splits, initial, guards, labels })
+    Ok(Prepared {
+        splits,
+        initial,
+        guards,
+        labels,
+    })
 }
 
 impl MetaPromptOptimizer {
@@ -281,12 +316,27 @@ impl MetaPromptOptimizer {
         let teacher = rounds * k;
         let teacher_max = teacher * (1 + u64::from(req.config.teacher_retries));
         let bound = |price: Option<Price>, calls: u64, input: u64, output: u64| {
-            price.map(|p| p.cost(metaprompt_core::Usage { input_tokens: calls * input, output_tokens: calls * output }))
+            price.map(|p| {
+                p.cost(metaprompt_core::Usage {
+                    input_tokens: calls * input,
+                    output_tokens: calls * output,
+                })
+            })
         };
         // Token bounds per call: the prompt budget for the teacher, a generous guess for the
         // student; output at the configured limits.
-        let teacher_cost = bound(req.teacher_price, teacher_max, (req.config.teacher_input_budget / 3) as u64 + 1500, u64::from(req.config.teacher_max_tokens));
-        let student_cost = bound(req.student_price, student, 1000, u64::from(req.student_params.max_tokens.unwrap_or(512)));
+        let teacher_cost = bound(
+            req.teacher_price,
+            teacher_max,
+            (req.config.teacher_input_budget / 3) as u64 + 1500,
+            u64::from(req.config.teacher_max_tokens),
+        );
+        let student_cost = bound(
+            req.student_price,
+            student,
+            1000,
+            u64::from(req.student_params.max_tokens.unwrap_or(512)),
+        );
         Ok(DryRun {
             student_calls: student,
             teacher_calls: teacher,
@@ -324,26 +374,52 @@ impl MetaPromptOptimizer {
 
         // Restore or baseline.
         let restored: Option<RunState> = match &req.resume {
-            Some(cp) => Some(serde_json::from_value(cp.state.clone()).map_err(|e| EngineError::Resume(e.to_string()))?),
+            Some(cp) => Some(
+                serde_json::from_value(cp.state.clone())
+                    .map_err(|e| EngineError::Resume(e.to_string()))?,
+            ),
             None => None,
         };
         let meter = Meter::new(
             restored.as_ref().map(|s| s.spend).unwrap_or_default(),
             restored.as_ref().map_or(0.0, |s| s.elapsed_secs),
         );
-        events.emit(&RunEvent::RunStarted { run_id: run_id.clone(), num_rounds: req.num_rounds });
+        events.emit(&RunEvent::RunStarted {
+            run_id: run_id.clone(),
+            num_rounds: req.num_rounds,
+        });
         let mut state = match restored {
             Some(s) => s,
             None => {
                 let mut initial = Vec::new();
                 for (i, t) in p.initial.iter().enumerate() {
-                    let e = match self.score(&scorer, t, &p.splits.val, Phase::Baseline, &meter, &mut memo, cfg).await {
+                    let e = match self
+                        .score(
+                            &scorer,
+                            t,
+                            &p.splits.val,
+                            Phase::Baseline,
+                            &meter,
+                            &mut memo,
+                            cfg,
+                        )
+                        .await
+                    {
                         Ok(e) => e,
-                        Err(Stop::Interrupt(_)) => return Err(EngineError::InterruptedBeforeBaseline),
+                        Err(Stop::Interrupt(_)) => {
+                            return Err(EngineError::InterruptedBeforeBaseline);
+                        }
                         Err(Stop::Error(e)) => return Err(e),
                     };
-                    events.emit(&RunEvent::Baseline { index: i, val_score: e.mean });
-                    initial.push(Scored { prompt: t.source().to_string(), val_score: e.mean, round: 0 });
+                    events.emit(&RunEvent::Baseline {
+                        index: i,
+                        val_score: e.mean,
+                    });
+                    initial.push(Scored {
+                        prompt: t.source().to_string(),
+                        val_score: e.mean,
+                        round: 0,
+                    });
                 }
                 let best = initial
                     .iter()
@@ -368,7 +444,12 @@ impl MetaPromptOptimizer {
         if req.resume.is_none() {
             self.checkpoint(&mut state, &meter).await?;
         }
-        let mut minibatches = Minibatches::resume(p.splits.train.clone(), req.eval_subset_size, seed, state.minibatch);
+        let mut minibatches = Minibatches::resume(
+            p.splits.train.clone(),
+            req.eval_subset_size,
+            seed,
+            state.minibatch,
+        );
         let mut guards = p.guards.clone();
         guards.seen.extend(state.seen.iter().cloned());
 
@@ -380,9 +461,24 @@ impl MetaPromptOptimizer {
             }
             let round = state.round_done + 1;
             events.emit(&RunEvent::RoundStarted { round });
-            match self.round(round, &req, &p, &scorer, &meter, &mut memo, &mut minibatches, &mut guards, &mut state).await {
+            match self
+                .round(
+                    round,
+                    &req,
+                    &p,
+                    &scorer,
+                    &meter,
+                    &mut memo,
+                    &mut minibatches,
+                    &mut guards,
+                    &mut state,
+                )
+                .await
+            {
                 Ok(record) => {
-                    events.emit(&RunEvent::RoundFinished { record: record.clone() });
+                    events.emit(&RunEvent::RoundFinished {
+                        record: record.clone(),
+                    });
                     state.history.push(record);
                     state.round_done = round;
                     state.minibatch = minibatches.state();
@@ -410,7 +506,8 @@ impl MetaPromptOptimizer {
         self.checkpoint(&mut state, &meter).await?;
 
         // Final scores on test (skipped when interrupted: the user asked to stop).
-        let best_t = PromptTemplate::parse(&state.best.prompt).map_err(|error| EngineError::InvalidPrompt { index: 0, error })?;
+        let best_t = PromptTemplate::parse(&state.best.prompt)
+            .map_err(|error| EngineError::InvalidPrompt { index: 0, error })?;
         let initial_best = state
             .initial
             .iter()
@@ -422,12 +519,35 @@ impl MetaPromptOptimizer {
         let mut initial_test = None;
         let mut initial_ci = None;
         if !p.splits.test.is_empty() && stop != StopReason::Interrupted {
-            if let Ok(e) = self.score(&scorer, &best_t, &p.splits.test, Phase::Test, &meter, &mut memo, cfg).await {
+            if let Ok(e) = self
+                .score(
+                    &scorer,
+                    &best_t,
+                    &p.splits.test,
+                    Phase::Test,
+                    &meter,
+                    &mut memo,
+                    cfg,
+                )
+                .await
+            {
                 test_score = Some(e.mean);
                 test_ci = ci95(&e.scores(), seed);
             }
-            let init_t = PromptTemplate::parse(&initial_best.prompt).map_err(|error| EngineError::InvalidPrompt { index: 0, error })?;
-            if let Ok(e) = self.score(&scorer, &init_t, &p.splits.test, Phase::Test, &meter, &mut memo, cfg).await {
+            let init_t = PromptTemplate::parse(&initial_best.prompt)
+                .map_err(|error| EngineError::InvalidPrompt { index: 0, error })?;
+            if let Ok(e) = self
+                .score(
+                    &scorer,
+                    &init_t,
+                    &p.splits.test,
+                    Phase::Test,
+                    &meter,
+                    &mut memo,
+                    cfg,
+                )
+                .await
+            {
                 initial_test = Some(e.mean);
                 initial_ci = ci95(&e.scores(), seed);
             }
@@ -436,7 +556,10 @@ impl MetaPromptOptimizer {
             .get(&memo_key(&best_t, &p.splits.val))
             .map(|e| worst_examples(e, 5))
             .unwrap_or_default();
-        events.emit(&RunEvent::Finished { stop_reason: stop, final_score: state.best.val_score });
+        events.emit(&RunEvent::Finished {
+            stop_reason: stop,
+            final_score: state.best.val_score,
+        });
         let spend = meter.snapshot();
         Ok(OptimizeResult {
             run_id,
@@ -463,11 +586,20 @@ impl MetaPromptOptimizer {
             stop_reason: stop,
             wall_seconds: meter.elapsed_secs(),
             worst_examples: worst,
-            splits: (p.splits.train.len(), p.splits.val.len(), p.splits.test.len()),
+            splits: (
+                p.splits.train.len(),
+                p.splits.val.len(),
+                p.splits.test.len(),
+            ),
         })
     }
 
-    fn stop_before_round(&self, state: &RunState, req: &OptimizeRequest, meter: &Meter) -> Option<StopReason> {
+    fn stop_before_round(
+        &self,
+        state: &RunState,
+        req: &OptimizeRequest,
+        meter: &Meter,
+    ) -> Option<StopReason> {
         if self.cancel.is_cancelled() {
             return Some(StopReason::Interrupted);
         }
@@ -481,15 +613,21 @@ impl MetaPromptOptimizer {
         {
             return Some(StopReason::NoImprovement);
         }
-        req.config.budget.exhausted(&meter.spend()).map(StopReason::Budget)
+        req.config
+            .budget
+            .exhausted(&meter.spend())
+            .map(StopReason::Budget)
     }
 
     async fn checkpoint(&self, state: &mut RunState, meter: &Meter) -> Result<(), EngineError> {
         state.spend = meter.snapshot();
         state.elapsed_secs = meter.elapsed_secs();
         if let Some(c) = &self.checkpointer {
-            let value = serde_json::to_value(&*state).map_err(|e| EngineError::Checkpoint(e.to_string()))?;
-            c.save(&state.run_id, state.round_done, &value).await.map_err(|e| EngineError::Checkpoint(e.to_string()))?;
+            let value = serde_json::to_value(&*state)
+                .map_err(|e| EngineError::Checkpoint(e.to_string()))?;
+            c.save(&state.run_id, state.round_done, &value)
+                .await
+                .map_err(|e| EngineError::Checkpoint(e.to_string()))?;
         }
         Ok(())
     }
@@ -510,12 +648,25 @@ impl MetaPromptOptimizer {
         if let Some(e) = memo.get(&key) {
             return Ok(e.clone());
         }
-        let e = scorer.evaluate(t, rows, phase, meter, self.events.as_ref()).await.map_err(Stop::Interrupt)?;
+        let e = scorer
+            .evaluate(t, rows, phase, meter, self.events.as_ref())
+            .await
+            .map_err(Stop::Interrupt)?;
         if !e.outcomes.is_empty() {
             let rate = e.errors as f64 / e.outcomes.len() as f64;
             if rate > cfg.max_error_rate {
-                let sample = e.outcomes.iter().find(|o| o.result.is_error()).map(|o| o.result.reason().to_string()).unwrap_or_default();
-                return Err(Stop::Error(EngineError::EvaluatorUnhealthy { phase, errors: e.errors, total: e.outcomes.len(), sample }));
+                let sample = e
+                    .outcomes
+                    .iter()
+                    .find(|o| o.result.is_error())
+                    .map(|o| o.result.reason().to_string())
+                    .unwrap_or_default();
+                return Err(Stop::Error(EngineError::EvaluatorUnhealthy {
+                    phase,
+                    errors: e.errors,
+                    total: e.outcomes.len(),
+                    sample,
+                }));
             }
         }
         if matches!(phase, Phase::Baseline | Phase::Validation | Phase::Test) {
@@ -541,7 +692,9 @@ impl MetaPromptOptimizer {
         let batch = minibatches.next_batch();
         let current = PromptTemplate::parse(&state.current.prompt)
             .map_err(|error| Stop::Error(EngineError::InvalidPrompt { index: 0, error }))?;
-        let parent = self.score(scorer, &current, &batch, Phase::Minibatch, meter, memo, cfg).await?;
+        let parent = self
+            .score(scorer, &current, &batch, Phase::Minibatch, meter, memo, cfg)
+            .await?;
 
         // Ask the teacher (k proposals concurrently).
         let k = cfg.candidates_per_round.max(1);
@@ -570,7 +723,10 @@ impl MetaPromptOptimizer {
                 teacher: &self.teacher,
                 temperature: cfg.teacher_temperature + 0.1 * i as f32,
                 max_tokens: cfg.teacher_max_tokens,
-                seed: cfg.seed.wrapping_mul(1_000_003).wrapping_add(u64::from(round) * 101 + i as u64),
+                seed: cfg
+                    .seed
+                    .wrapping_mul(1_000_003)
+                    .wrapping_add(u64::from(round) * 101 + i as u64),
                 retries: cfg.teacher_retries,
                 append_inputs: cfg.append_inputs,
             };
@@ -593,10 +749,16 @@ impl MetaPromptOptimizer {
                 return Err(Stop::Error(EngineError::Teacher(e)));
             }
             for v in &prop.rejections {
-                self.events.emit(&RunEvent::GuardRejected { round, violation: v.clone() });
+                self.events.emit(&RunEvent::GuardRejected {
+                    round,
+                    violation: v.clone(),
+                });
             }
             if let Some(r) = &prop.reply {
-                self.events.emit(&RunEvent::TeacherProposed { round, hypothesis: r.hypothesis.clone() });
+                self.events.emit(&RunEvent::TeacherProposed {
+                    round,
+                    hypothesis: r.hypothesis.clone(),
+                });
                 hypotheses.push(r.hypothesis.clone());
                 analyses.push(r.analysis.clone());
             }
@@ -632,7 +794,17 @@ impl MetaPromptOptimizer {
         // Gate every candidate on the same minibatch; the best goes on.
         let mut best_gate: Option<(usize, f64)> = None;
         for (i, (c, _)) in candidates.iter().enumerate() {
-            let e = self.score(scorer, &c.template, &batch, Phase::Candidate, meter, memo, cfg).await?;
+            let e = self
+                .score(
+                    scorer,
+                    &c.template,
+                    &batch,
+                    Phase::Candidate,
+                    meter,
+                    memo,
+                    cfg,
+                )
+                .await?;
             if best_gate.is_none_or(|(_, s)| e.mean > s) {
                 best_gate = Some((i, e.mean));
             }
@@ -651,7 +823,10 @@ impl MetaPromptOptimizer {
         record.repaired = chosen.repaired;
         record.minibatch_score = Some(cand_mb);
         if cand_mb <= parent.mean + cfg.min_delta {
-            record.reason = format!("minibatch {cand_mb:.3} does not beat the current prompt's {:.3}", parent.mean);
+            record.reason = format!(
+                "minibatch {cand_mb:.3} does not beat the current prompt's {:.3}",
+                parent.mean
+            );
             state.rounds_since_improvement += 1;
             return Ok(record);
         }
@@ -659,28 +834,53 @@ impl MetaPromptOptimizer {
         let val = if p.splits.val.is_empty() {
             cand_mb
         } else {
-            self.score(scorer, &chosen.template, &p.splits.val, Phase::Validation, meter, memo, cfg).await?.mean
+            self.score(
+                scorer,
+                &chosen.template,
+                &p.splits.val,
+                Phase::Validation,
+                meter,
+                memo,
+                cfg,
+            )
+            .await?
+            .mean
         };
         record.val_score = Some(val);
         if val >= state.current.val_score {
             record.accepted = true;
-            state.current = Scored { prompt: record.candidate_prompt.clone(), val_score: val, round };
-            self.events.emit(&RunEvent::CandidateAccepted { round, val_score: val });
+            state.current = Scored {
+                prompt: record.candidate_prompt.clone(),
+                val_score: val,
+                round,
+            };
+            self.events.emit(&RunEvent::CandidateAccepted {
+                round,
+                val_score: val,
+            });
             if val > state.best.val_score {
                 let previous = state.best.val_score;
                 state.best = state.current.clone();
                 state.rounds_since_improvement = 0;
-                self.events.emit(&RunEvent::BestImproved { round, val_score: val });
+                self.events.emit(&RunEvent::BestImproved {
+                    round,
+                    val_score: val,
+                });
                 record.reason = format!("val {val:.3} beats the best {previous:.3}; new best");
             } else {
                 state.rounds_since_improvement += 1;
                 record.reason = format!("val {val:.3} ties the current prompt; accepted");
             }
             if record.repaired {
-                record.reason.push_str(" (missing inputs appended by repair)");
+                record
+                    .reason
+                    .push_str(" (missing inputs appended by repair)");
             }
         } else {
-            record.reason = format!("val {val:.3} is below the current prompt's {:.3}", state.current.val_score);
+            record.reason = format!(
+                "val {val:.3} is below the current prompt's {:.3}",
+                state.current.val_score
+            );
             state.rounds_since_improvement += 1;
         }
         Ok(record)

@@ -47,7 +47,10 @@ mod tests {
         // 8 of 10: Wilson 95% interval ≈ (0.4902, 0.9433).
         let s: Vec<f64> = [1.0; 8].into_iter().chain([0.0; 2]).collect();
         let (lo, hi) = ci95(&s, 0).unwrap();
-        assert!((lo - 0.4902).abs() < 1e-3 && (hi - 0.9433).abs() < 1e-3, "{lo} {hi}");
+        assert!(
+            (lo - 0.4902).abs() < 1e-3 && (hi - 0.9433).abs() < 1e-3,
+            "{lo} {hi}"
+        );
     }
 
     #[test]

@@ -70,11 +70,27 @@ fn reference_of(o: &Outcome, labels: &[String]) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join("\n"))
 }
 
-fn render_example(o: &Outcome, vars: &[&str], labels: &[String], field_budget: usize, truncated: &mut bool) -> String {
-    let mut s = format!("<example id=\"{}\" score=\"{:.2}\">\n", o.row.id(), o.result.score());
+fn render_example(
+    o: &Outcome,
+    vars: &[&str],
+    labels: &[String],
+    field_budget: usize,
+    truncated: &mut bool,
+) -> String {
+    let mut s = format!(
+        "<example id=\"{}\" score=\"{:.2}\">\n",
+        o.row.id(),
+        o.result.score()
+    );
     for v in vars {
         if let Some(t) = o.row.text(v) {
-            s.push_str(&fence_as(&format!("input name=\"{v}\""), "input", &t, field_budget, truncated));
+            s.push_str(&fence_as(
+                &format!("input name=\"{v}\""),
+                "input",
+                &t,
+                field_budget,
+                truncated,
+            ));
             s.push('\n');
         }
     }
@@ -84,7 +100,12 @@ fn render_example(o: &Outcome, vars: &[&str], labels: &[String], field_budget: u
         s.push_str(&fence("reference", &r, field_budget, truncated));
         s.push('\n');
     }
-    s.push_str(&fence("evaluator_reason", o.result.reason(), field_budget, truncated));
+    s.push_str(&fence(
+        "evaluator_reason",
+        o.result.reason(),
+        field_budget,
+        truncated,
+    ));
     s.push_str("\n</example>");
     s
 }
@@ -100,11 +121,21 @@ fn render_ledger(ledger: &[RoundRecord]) -> String {
             format!(
                 "Round {}: hypothesis: {}\n  minibatch {} vs parent {}; val {}; {} — {}",
                 r.round,
-                if r.hypothesis.is_empty() { "(none)" } else { &r.hypothesis },
+                if r.hypothesis.is_empty() {
+                    "(none)"
+                } else {
+                    &r.hypothesis
+                },
                 f(r.minibatch_score),
                 f(r.parent_minibatch_score),
                 f(r.val_score),
-                if r.accepted { "ACCEPTED" } else if r.failed { "FAILED" } else { "REJECTED" },
+                if r.accepted {
+                    "ACCEPTED"
+                } else if r.failed {
+                    "FAILED"
+                } else {
+                    "REJECTED"
+                },
                 r.reason
             )
         })
@@ -142,7 +173,9 @@ impl Brief<'_> {
             .iter()
             .rev()
             .copied()
-            .filter(|o| o.result.score() >= 0.5 && !failures.iter().any(|f| f.row.id() == o.row.id()))
+            .filter(|o| {
+                o.result.score() >= 0.5 && !failures.iter().any(|f| f.row.id() == o.row.id())
+            })
             .take(self.max_successes)
             .collect();
         let vars = self.current.variables();
@@ -150,8 +183,16 @@ impl Brief<'_> {
             "## Task\n{}\n\n## Current prompt\n<prompt>\n{}\n</prompt>\n\n## Variables\nThe prompt must keep: {}.\nForbidden fields (expected answers; never use or mention): {}.\n\n## Ledger of earlier attempts\n{}\n\n## Scores\nMean score of the current prompt on this minibatch: {:.3} over {} examples.\n",
             self.task,
             self.current.source(),
-            self.required.iter().map(|v| format!("{{{v}}}")).collect::<Vec<_>>().join(", "),
-            if self.labels.is_empty() { "none".to_string() } else { self.labels.join(", ") },
+            self.required
+                .iter()
+                .map(|v| format!("{{{v}}}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            if self.labels.is_empty() {
+                "none".to_string()
+            } else {
+                self.labels.join(", ")
+            },
             render_ledger(self.ledger),
             self.evaluation.mean,
             self.evaluation.outcomes.len()
@@ -161,11 +202,33 @@ impl Brief<'_> {
         let room = self.budget_chars.saturating_sub(head.len() + 600);
         let field_budget = (room / n_examples / fields_per_example).max(80);
         let mut truncated = false;
-        let fail_text: Vec<String> = failures.iter().map(|o| render_example(o, &vars, &self.labels, field_budget, &mut truncated)).collect();
-        let ok_text: Vec<String> = successes.iter().map(|o| render_example(o, &vars, &self.labels, field_budget, &mut truncated)).collect();
+        let fail_text: Vec<String> = failures
+            .iter()
+            .map(|o| render_example(o, &vars, &self.labels, field_budget, &mut truncated))
+            .collect();
+        let ok_text: Vec<String> = successes
+            .iter()
+            .map(|o| render_example(o, &vars, &self.labels, field_budget, &mut truncated))
+            .collect();
         let mut s = head;
-        s.push_str(&format!("\n## Low-scoring examples ({})\n{}\n", fail_text.len(), if fail_text.is_empty() { "None: every example scored at the top.".into() } else { fail_text.join("\n") }));
-        s.push_str(&format!("\n## High-scoring examples ({})\n{}\n", ok_text.len(), if ok_text.is_empty() { "None.".into() } else { ok_text.join("\n") }));
+        s.push_str(&format!(
+            "\n## Low-scoring examples ({})\n{}\n",
+            fail_text.len(),
+            if fail_text.is_empty() {
+                "None: every example scored at the top.".into()
+            } else {
+                fail_text.join("\n")
+            }
+        ));
+        s.push_str(&format!(
+            "\n## High-scoring examples ({})\n{}\n",
+            ok_text.len(),
+            if ok_text.is_empty() {
+                "None.".into()
+            } else {
+                ok_text.join("\n")
+            }
+        ));
         if truncated {
             s.push_str("\nNote: some example fields were truncated (marked …[truncated]) to fit the length budget.\n");
         }
@@ -176,7 +239,9 @@ impl Brief<'_> {
                 self.proposal.1
             ));
         }
-        s.push_str("\nReturn the JSON with your analysis, hypothesis and the full improved prompt.");
+        s.push_str(
+            "\nReturn the JSON with your analysis, hypothesis and the full improved prompt.",
+        );
         s
     }
 }
@@ -205,7 +270,14 @@ impl TeacherCall<'_> {
     /// Asks for a rewrite, re-asking on malformed JSON or a guard violation.
     pub(crate) async fn propose(&self, user: String, guards: &GuardContext) -> Proposal {
         let mut messages = vec![Message::system(SYSTEM_PROMPT), Message::user(user)];
-        let mut p = Proposal { reply: None, outcome: Err(String::new()), calls: 0, usage: Default::default(), rejections: Vec::new(), fatal: None };
+        let mut p = Proposal {
+            reply: None,
+            outcome: Err(String::new()),
+            calls: 0,
+            usage: Default::default(),
+            rejections: Vec::new(),
+            fatal: None,
+        };
         let mut last_missing: Option<(String, Vec<String>)> = None;
         for attempt in 0..=self.retries {
             let request = ChatRequest {
@@ -213,7 +285,10 @@ impl TeacherCall<'_> {
                 temperature: Some(self.temperature),
                 max_tokens: Some(self.max_tokens),
                 seed: Some(self.seed.wrapping_add(u64::from(attempt))),
-                response_schema: Some(ResponseSchema { name: "prompt_rewrite".into(), schema: schema_for::<TeacherReply>() }),
+                response_schema: Some(ResponseSchema {
+                    name: "prompt_rewrite".into(),
+                    schema: schema_for::<TeacherReply>(),
+                }),
                 ..ChatRequest::default()
             };
             p.calls += 1;
@@ -254,7 +329,9 @@ impl TeacherCall<'_> {
             };
             p.outcome = Err(problem.clone());
             messages.push(Message::assistant(resp.text));
-            messages.push(Message::user(format!("{problem}. Reply again with the full JSON, fixing this.")));
+            messages.push(Message::user(format!(
+                "{problem}. Reply again with the full JSON, fixing this."
+            )));
         }
         if self.append_inputs
             && let Some((text, missing)) = last_missing
