@@ -29,7 +29,10 @@ use metaprompt::data::{BasicDataMapper, LoadOptions, SplitConfig, load};
 use metaprompt::engine::{DataSource, MetaPromptOptimizer, OptimizeRequest};
 use metaprompt::evals::{ExactMatch, Normalize};
 
-fn models() -> Result<(Arc<dyn ChatModel>, Arc<dyn ChatModel>), Box<dyn std::error::Error>> {
+/// The teacher and the student.
+type Models = (Arc<dyn ChatModel>, Arc<dyn ChatModel>);
+
+fn models() -> Result<Models, Box<dyn std::error::Error>> {
     if std::env::var("OPENAI_BASE_URL").is_ok() && std::env::var("OPENAI_API_KEY").is_ok() {
         let name = std::env::var("OPENAI_MODEL").unwrap_or_else(|_| "gpt-4o-mini".into());
         let m = metaprompt::openai::OpenAiChat::builder(name)

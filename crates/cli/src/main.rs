@@ -1,16 +1,30 @@
 //! The `metaprompt` command.
 #![deny(missing_docs)]
 
+mod build;
+mod commands;
+mod config;
 mod model_cmd;
+mod progress;
+mod report;
+mod run;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 /// Reflective prompt optimization: a teacher model studies where your prompt fails, rewrites
 /// it, and keeps only rewrites that win on held-out data.
+///
+/// Start with `metaprompt demo` (offline, on a small embedded model), then write a config
+/// (`metaprompt schema` prints its JSON schema; examples/configs/ has commented ones) and run
+/// `metaprompt optimize --config FILE`.
+///
+/// Exit codes: 0 success, 1 runtime failure, 2 bad usage, config or data, 130 interrupted
+/// (a checkpoint is written; `--resume` continues).
 #[derive(Debug, Parser)]
-#[command(name = "metaprompt", version, about, long_about = None)]
+#[command(name = "metaprompt", version, about, long_about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -18,29 +32,192 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Optimize the prompts of a TOML config and write a run directory.
+    Optimize {
+        /// The config file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The run directory (default: [output] dir, else runs/<timestamp>-<config name>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Continue the interrupted run in the run directory; repeats no paid call.
+        #[arg(long)]
+        resume: bool,
+        /// Print the result JSON on stdout (and nothing else there).
+        #[arg(long)]
+        json: bool,
+        /// Print the projected calls and cost bound, then exit without calling any model.
+        #[arg(long)]
+        dry_run: bool,
+        /// Override [optimizer] seed.
+        #[arg(long)]
+        seed: Option<u64>,
+    },
+    /// Score one prompt on a split of the config's data.
+    Eval {
+        /// The config file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// A file holding the prompt, or - for stdin.
+        #[arg(long)]
+        prompt: String,
+        /// train, val, test or all.
+        #[arg(long, default_value = "val")]
+        split: String,
+        /// Print {"split","score","ci95","n","errors","usage"} on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a whole optimization offline on the embedded model and a bundled SMS task.
+    Demo {
+        /// The run directory (default runs/<timestamp>-demo).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Rounds.
+        #[arg(long, default_value_t = 3)]
+        rounds: u32,
+        /// Use this GGUF file instead of the embedded model.
+        #[arg(long)]
+        model: Option<PathBuf>,
+    },
     /// Manage the embedded model (SmolLM2-135M-Instruct, GGUF).
     Model {
         #[command(subcommand)]
         action: model_cmd::ModelAction,
     },
+    /// Print the JSON schema of the config file.
+    Schema,
+    /// List or show runs recorded in a store.
+    Runs {
+        #[command(subcommand)]
+        action: Option<RunsAction>,
+        /// The store (a run directory's metaprompt.db).
+        #[arg(long, global = true, default_value = "metaprompt.db")]
+        store: PathBuf,
+    },
+    /// Rebuild report.md and report.html of a run directory from its store.
+    Report {
+        /// The run directory.
+        run_dir: PathBuf,
+    },
+    /// Inspect or clear the response cache of a store.
+    Cache {
+        /// `stats` or `clear`.
+        #[arg(value_parser = ["stats", "clear"])]
+        action: String,
+        /// The store.
+        #[arg(long)]
+        store: PathBuf,
+    },
 }
 
-/// Exit codes: 0 success, 1 runtime failure, 2 bad usage/config/data, 130 interrupted.
-pub(crate) mod exit {
-    /// A runtime failure.
-    pub(crate) const FAILURE: u8 = 1;
+#[derive(Debug, Subcommand)]
+enum RunsAction {
+    /// Every run, newest first.
+    List,
+    /// One run with its ledger, as JSON.
+    Show {
+        /// The run id.
+        id: String,
+    },
+}
+
+/// How a command failed: bad input (exit 2) or a runtime failure (exit 1).
+pub(crate) enum Failure {
+    Usage(anyhow::Error),
+    Runtime(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Runtime(e)
+    }
+}
+
+/// Marks an error as the user's input being wrong.
+pub(crate) trait UsageExt<T> {
+    fn usage(self) -> Result<T, Failure>;
+}
+
+impl<T, E: Into<anyhow::Error>> UsageExt<T> for Result<T, E> {
+    fn usage(self) -> Result<T, Failure> {
+        self.map_err(|e| Failure::Usage(e.into()))
+    }
 }
 
 fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,llama_cpp_2=off")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Model { action } => model_cmd::run(action),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
         Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Optimize {
+                config,
+                out,
+                resume,
+                json,
+                dry_run,
+                seed,
+            } => {
+                commands::optimize(commands::OptimizeArgs {
+                    config,
+                    out,
+                    resume,
+                    json,
+                    dry_run,
+                    seed,
+                })
+                .await
+            }
+            Command::Eval {
+                config,
+                prompt,
+                split,
+                json,
+            } => commands::eval(config, prompt, split, json).await,
+            Command::Demo { out, rounds, model } => commands::demo(out, rounds, model).await,
+            Command::Model { action } => model_cmd::run(action).map(|()| 0).map_err(Failure::Usage),
+            Command::Schema => {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&config::schema()).unwrap_or_default()
+                );
+                Ok(0)
+            }
+            Command::Runs { action, store } => match action.unwrap_or(RunsAction::List) {
+                RunsAction::List => commands::runs_list(store).await,
+                RunsAction::Show { id } => commands::runs_show(store, id).await,
+            },
+            Command::Report { run_dir } => commands::report_cmd(run_dir).await,
+            Command::Cache { action, store } => commands::cache(store, action == "clear").await,
+        }
+    });
+    // Do not wait for model workers or blocked reads on the way out.
+    runtime.shutdown_background();
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(Failure::Usage(e)) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(exit::FAILURE)
+            ExitCode::from(2)
+        }
+        Err(Failure::Runtime(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
         }
     }
 }

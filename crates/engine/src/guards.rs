@@ -200,7 +200,7 @@ impl GuardContext {
     /// (`Text: {text}`), then checks again.
     pub fn repair(&self, candidate: &str, missing: &[String]) -> Result<Checked, Violation> {
         let mut text = heal_braces(candidate.trim());
-        text.push_str("\n");
+        text.push('\n');
         for v in missing {
             let mut label: String = v.replace(['_', '.', '-'], " ");
             if let Some(first) = label.get(..1) {

@@ -56,7 +56,7 @@ pub use config::{
 pub use evaluate::SpendCounters;
 pub use guards::{Checked, GuardContext, Violation, heal_braces};
 pub use optimizer::{DataSource, MetaPromptOptimizer, OptimizeRequest, OptimizerBuilder};
-pub use result::{DryRun, ExampleReport, OptimizeResult, UsageReport};
+pub use result::{DryRun, ExampleReport, OptimizeResult, PromptScore, UsageReport};
 pub use stats::ci95;
 pub use teacher::{SYSTEM_PROMPT, TeacherReply};
 

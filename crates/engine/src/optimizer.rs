@@ -18,7 +18,7 @@ use crate::config::{
 };
 use crate::evaluate::{Evaluation, Interrupt, Meter, Scorer, SpendCounters};
 use crate::guards::{GuardContext, normalised};
-use crate::result::{DryRun, ExampleReport, OptimizeResult, UsageReport};
+use crate::result::{DryRun, ExampleReport, OptimizeResult, PromptScore, UsageReport};
 use crate::stats::ci95;
 use crate::teacher::{Brief, TeacherCall};
 
@@ -349,6 +349,75 @@ impl MetaPromptOptimizer {
                 (a, b) => Some(a.unwrap_or(0.0) + b.unwrap_or(0.0)),
             },
             warnings: p.splits.warnings.clone(),
+        })
+    }
+
+    /// Scores one prompt on a split (`train`, `val`, `test` or `all`) without optimizing.
+    pub async fn evaluate_prompt(
+        &self,
+        req: &OptimizeRequest,
+        prompt: &str,
+        split: &str,
+    ) -> Result<PromptScore, EngineError> {
+        let p = prepare(req)?;
+        let t = PromptTemplate::parse(prompt)
+            .map_err(|error| EngineError::InvalidPrompt { index: 0, error })?;
+        if let Some(l) = t
+            .variables()
+            .into_iter()
+            .find(|v| p.labels.iter().any(|l| l == v))
+        {
+            return Err(EngineError::LabelInPrompt {
+                index: 0,
+                field: l.to_string(),
+            });
+        }
+        let rows: Vec<Row> = match split {
+            "train" => p.splits.train.clone(),
+            "val" => p.splits.val.clone(),
+            "test" => p.splits.test.clone(),
+            _ => p
+                .splits
+                .train
+                .iter()
+                .chain(&p.splits.val)
+                .chain(&p.splits.test)
+                .cloned()
+                .collect(),
+        };
+        Dataset::new(rows.clone()).require_fields(&t.variables(), "the prompt")?;
+        let scorer = Scorer {
+            student: req.student.clone(),
+            params: req.student_params.clone(),
+            evaluator: req.evaluator.clone(),
+            mapper: req.data_mapper.clone(),
+            cache: self.cache.clone(),
+            concurrency: req.config.concurrency,
+            price: req.student_price,
+            budget: req.config.budget,
+            cancel: self.cancel.clone(),
+        };
+        let meter = Meter::new(SpendCounters::default(), 0.0);
+        let e = scorer
+            .evaluate(&t, &rows, Phase::Test, &meter, self.events.as_ref())
+            .await
+            .map_err(|_| EngineError::InterruptedBeforeBaseline)?;
+        let spend = meter.snapshot();
+        Ok(PromptScore {
+            split: split.to_string(),
+            score: e.mean,
+            ci95: ci95(&e.scores(), req.config.seed),
+            n: e.outcomes.len(),
+            errors: e.errors,
+            usage: UsageReport {
+                student_calls: spend.student_calls,
+                teacher_calls: 0,
+                judge_calls: 0,
+                cache_hits: spend.cache_hits,
+                input_tokens: spend.usage.input_tokens,
+                output_tokens: spend.usage.output_tokens,
+                cost_usd: spend.cost_usd,
+            },
         })
     }
 

@@ -97,3 +97,20 @@ pub struct DryRun {
     /// Warnings about the data.
     pub warnings: Vec<String>,
 }
+
+/// One prompt's score on a split (see `MetaPromptOptimizer::evaluate_prompt`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PromptScore {
+    /// `train`, `val`, `test` or `all`.
+    pub split: String,
+    /// Mean score.
+    pub score: f64,
+    /// 95% interval.
+    pub ci95: Option<(f64, f64)>,
+    /// Rows scored.
+    pub n: usize,
+    /// Items that failed.
+    pub errors: usize,
+    /// Spending.
+    pub usage: UsageReport,
+}

@@ -18,7 +18,7 @@ use serde_json::json;
 const BASE: &str = "Is this message spam or ham? Answer with one word.\n\n{text}";
 
 fn label(i: usize) -> &'static str {
-    if i % 4 == 0 { "spam" } else { "ham" }
+    if i.is_multiple_of(4) { "spam" } else { "ham" }
 }
 
 fn dataset(n: usize) -> Dataset {
@@ -45,7 +45,7 @@ fn accuracy_student() -> Arc<ScriptedModel> {
             let i: usize = prompt
                 .rsplit("msg ")
                 .next()
-                .and_then(|t| t.trim().split_whitespace().next())
+                .and_then(|t| t.split_whitespace().next())
                 .and_then(|t| t.parse().ok())
                 .unwrap_or(0);
             let right = label(i);
@@ -55,9 +55,9 @@ fn accuracy_student() -> Arc<ScriptedModel> {
             } else if prompt.contains("RULE-B") {
                 true
             } else if prompt.contains("RULE-A") {
-                i % 7 != 0
+                !i.is_multiple_of(7)
             } else {
-                i % 3 == 0
+                i.is_multiple_of(3)
             };
             Ok(if correct { right } else { wrong }.to_string())
         }),

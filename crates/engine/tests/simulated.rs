@@ -40,7 +40,7 @@ fn draw(i: usize) -> f64 {
 }
 
 fn label(i: usize) -> &'static str {
-    if i % 3 == 0 { "spam" } else { "ham" }
+    if i.is_multiple_of(3) { "spam" } else { "ham" }
 }
 
 fn student() -> Arc<ScriptedModel> {

@@ -1,0 +1,546 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The real `metaprompt` binary driven as a user drives it, against a local OpenAI-compatible
+//! mock server on 127.0.0.1.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use metaprompt_mock::{MockConfig, MockServer};
+use serde_json::Value;
+
+const KEY_VAR: &str = "MP_TEST_KEY";
+const KEY: &str = "sk-cli-test-planted-secret-123456";
+
+fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_metaprompt"))
+}
+
+fn sms() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/data/sms.jsonl")
+}
+
+fn config(dir: &Path, base_url: &str, extra_optimizer: &str, prompt: &str) -> PathBuf {
+    std::fs::copy(sms(), dir.join("sms.jsonl")).unwrap();
+    let text = format!(
+        r#"task_description = "Decide whether an SMS message is spam."
+initial_prompts = [{prompt:?}]
+
+[dataset]
+path = "sms.jsonl"
+split = {{ train = 0.5, val = 0.25, test = 0.25 }}
+seed = 7
+label_fields = ["label"]
+
+[student]
+provider = "openai"
+model = "gpt-4o-mini"
+base_url = "{base_url}"
+api_key_env = "{KEY_VAR}"
+temperature = 0.0
+max_tokens = 16
+
+[teacher]
+provider = "openai"
+model = "gpt-4o"
+base_url = "{base_url}"
+api_key_env = "{KEY_VAR}"
+
+[evaluator]
+kind = "exact_match"
+normalize = true
+
+[mapping]
+response = "generated_output"
+expected_response = "label"
+
+[optimizer]
+num_rounds = 3
+eval_subset_size = 12
+concurrency = 4
+seed = 7
+{extra_optimizer}
+"#
+    );
+    let path = dir.join("sms.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+const PROMPT: &str = "Is this message spam or ham? Answer with one word.\n\n{text}";
+
+fn run(args: &[&str], cwd: &Path) -> Output {
+    Command::new(bin())
+        .args(args)
+        .current_dir(cwd)
+        .env(KEY_VAR, KEY)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+async fn mock(cfg: MockConfig) -> MockServer {
+    MockServer::start(cfg).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn optimize_writes_every_output_and_a_valid_result() {
+    let server = mock(MockConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &server.base_url(), "", PROMPT);
+    let out = dir.path().join("run");
+    let o = tokio::task::spawn_blocking({
+        let (cfg, out, cwd) = (cfg.clone(), out.clone(), dir.path().to_path_buf());
+        move || {
+            run(
+                &[
+                    "optimize",
+                    "--config",
+                    cfg.to_str().unwrap(),
+                    "--out",
+                    out.to_str().unwrap(),
+                ],
+                &cwd,
+            )
+        }
+    })
+    .await
+    .unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    for f in [
+        "result.json",
+        "best_prompt.txt",
+        "history.jsonl",
+        "report.md",
+        "report.html",
+        "metaprompt.db",
+        "config.toml",
+    ] {
+        assert!(out.join(f).is_file(), "missing {f}");
+    }
+    let doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("result.json")).unwrap()).unwrap();
+    for k in [
+        "best_prompt",
+        "final_score",
+        "initial_score",
+        "test_score",
+        "test_ci95",
+        "rounds",
+        "usage",
+        "stop_reason",
+        "wall_seconds",
+    ] {
+        assert!(doc.get(k).is_some(), "result.json lacks {k}");
+    }
+    for k in [
+        "round",
+        "hypothesis",
+        "candidate_prompt",
+        "minibatch_score",
+        "parent_minibatch_score",
+        "val_score",
+        "accepted",
+        "reason",
+    ] {
+        assert!(doc["rounds"][0].get(k).is_some(), "rounds[] lacks {k}");
+    }
+    for k in [
+        "student_calls",
+        "teacher_calls",
+        "judge_calls",
+        "cache_hits",
+        "input_tokens",
+        "output_tokens",
+        "cost_usd",
+    ] {
+        assert!(doc["usage"].get(k).is_some(), "usage lacks {k}");
+    }
+    assert_eq!(doc["rounds"].as_array().unwrap().len(), 3);
+    assert_eq!(doc["stop_reason"], "completed");
+    // The mock's student improves once told what spam looks like: the optimizer finds it.
+    assert!(
+        doc["final_score"].as_f64().unwrap() > doc["initial_score"].as_f64().unwrap(),
+        "{doc}"
+    );
+    assert!(doc["best_prompt"].as_str().unwrap().contains("{text}"));
+    assert_eq!(
+        std::fs::read_to_string(out.join("history.jsonl"))
+            .unwrap()
+            .lines()
+            .count(),
+        3
+    );
+    let stats = server.stats();
+    assert_eq!(
+        doc["usage"]["student_calls"].as_u64().unwrap(),
+        stats.student
+    );
+    assert_eq!(
+        doc["usage"]["teacher_calls"].as_u64().unwrap(),
+        stats.teacher
+    );
+    // No secret anywhere in the run directory or the output.
+    for entry in std::fs::read_dir(&out).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap_or_default();
+        assert!(!bytes.windows(KEY.len()).any(|w| w == KEY.as_bytes()));
+    }
+    assert!(!text(&o.stderr).contains(KEY) && !text(&o.stdout).contains(KEY));
+    html_renders(&out.join("report.html"));
+}
+
+/// The report is self-contained and renders in a headless browser when one is installed.
+fn html_renders(path: &Path) {
+    let html = std::fs::read_to_string(path).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>") && html.trim_end().ends_with("</html>"));
+    assert!(html.contains("<svg") && html.contains("</svg>"));
+    for external in ["<script src", "<link ", "http://", "https://"] {
+        let body_refs = html.matches(external).count();
+        let svg_ns = if external == "http://" {
+            html.matches("http://www.w3.org/2000/svg").count()
+        } else {
+            0
+        };
+        assert_eq!(
+            body_refs, svg_ns,
+            "external reference {external:?} in the report"
+        );
+    }
+    let chromium = ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|c| {
+            Command::new(c)
+                .arg("--version")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        });
+    if let Some(browser) = chromium {
+        let shot = path.with_file_name("report.png");
+        let profile = tempfile::tempdir().unwrap();
+        let st = Command::new(browser)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--no-first-run",
+                "--window-size=1200,1600",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg(format!("--screenshot={}", shot.display()))
+            .arg(format!("file://{}", path.display()))
+            .output()
+            .unwrap();
+        assert!(st.status.success(), "{}", text(&st.stderr));
+        assert!(
+            std::fs::metadata(&shot).unwrap().len() > 10_000,
+            "the screenshot is empty"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_flag_prints_only_the_result_on_stdout() {
+    let server = mock(MockConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &server.base_url(), "", PROMPT);
+    let cwd = dir.path().to_path_buf();
+    let o = tokio::task::spawn_blocking(move || {
+        run(
+            &[
+                "optimize",
+                "--config",
+                cfg.to_str().unwrap(),
+                "--out",
+                "r",
+                "--json",
+            ],
+            &cwd,
+        )
+    })
+    .await
+    .unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let doc: Value = serde_json::from_slice(&o.stdout).expect("stdout is one JSON document");
+    assert!(doc["final_score"].is_number());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_makes_no_request() {
+    let server = mock(MockConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &server.base_url(), "", PROMPT);
+    let cwd = dir.path().to_path_buf();
+    let o = tokio::task::spawn_blocking(move || {
+        run(
+            &[
+                "optimize",
+                "--config",
+                cfg.to_str().unwrap(),
+                "--dry-run",
+                "--json",
+            ],
+            &cwd,
+        )
+    })
+    .await
+    .unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let plan: Value = serde_json::from_slice(&o.stdout).unwrap();
+    // 48 rows: val 12, test 12; baseline 12 + 3 × (12 + 12 + 12) + 2 × 12 test.
+    assert_eq!(plan["student_calls"], 12 + 3 * 36 + 24);
+    assert_eq!(plan["teacher_calls"], 3);
+    assert_eq!(server.stats().requests, 0);
+}
+
+async fn expect_usage_error(
+    extra: &str,
+    prompt: &str,
+    edit: impl Fn(&str) -> String,
+    env_key: bool,
+    needle: &str,
+) {
+    let server = mock(MockConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &server.base_url(), extra, prompt);
+    std::fs::write(&cfg, edit(&std::fs::read_to_string(&cfg).unwrap())).unwrap();
+    let cwd = dir.path().to_path_buf();
+    let o = tokio::task::spawn_blocking(move || {
+        let mut c = Command::new(bin());
+        c.args(["optimize", "--config", cfg.to_str().unwrap(), "--out", "r"])
+            .current_dir(&cwd)
+            .env_remove(KEY_VAR);
+        if env_key {
+            c.env(KEY_VAR, KEY);
+        }
+        c.output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(o.status.code(), Some(2), "stderr: {}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains(needle),
+        "expected {needle:?} in: {}",
+        text(&o.stderr)
+    );
+    assert_eq!(server.stats().requests, 0, "a bad config must cost nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_key_is_a_usage_error_with_its_line() {
+    expect_usage_error(
+        "num_roundz = 3",
+        PROMPT,
+        |s| s.to_string(),
+        true,
+        "sms.toml:37: unknown field `num_roundz`",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_column_is_a_usage_error_naming_the_field() {
+    expect_usage_error(
+        "",
+        "Classify: {body}",
+        |s| s.to_string(),
+        true,
+        "missing body",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prompt_reading_a_label_is_a_usage_error() {
+    expect_usage_error(
+        "",
+        "{text} (hint: {label})",
+        |s| s.to_string(),
+        true,
+        "uses {label}, which is a label field",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_api_key_variable_is_a_usage_error() {
+    expect_usage_error(
+        "",
+        PROMPT,
+        |s| s.to_string(),
+        false,
+        "the environment variable `MP_TEST_KEY` holding the API key is not set",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_exits_130_and_resume_repeats_no_student_call() {
+    let server = mock(MockConfig {
+        latency: Duration::from_millis(40),
+        ..MockConfig::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &server.base_url(), "", PROMPT);
+    let out = dir.path().join("run");
+    let child = Command::new(bin())
+        .args([
+            "optimize",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .current_dir(dir.path())
+        .env(KEY_VAR, KEY)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    // Wait until the baseline is done and round 1 is under way.
+    while server.stats().student < 20 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the run made no progress"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(status.status.code(), Some(130), "{}", text(&status.stderr));
+    let before = server.stats();
+    assert!(
+        before.student < 12 + 3 * 36,
+        "the run finished before the interrupt"
+    );
+    let cwd = dir.path().to_path_buf();
+    let (c2, o2) = (cfg.clone(), out.clone());
+    let o = tokio::task::spawn_blocking(move || {
+        run(
+            &[
+                "optimize",
+                "--config",
+                c2.to_str().unwrap(),
+                "--out",
+                o2.to_str().unwrap(),
+                "--resume",
+            ],
+            &cwd,
+        )
+    })
+    .await
+    .unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let after = server.stats();
+    assert_eq!(
+        after.repeated_student, 0,
+        "a paid student call was repeated after resume"
+    );
+    let doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("result.json")).unwrap()).unwrap();
+    assert_eq!(doc["stop_reason"], "completed");
+    assert_eq!(doc["rounds"].as_array().unwrap().len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eval_json_follows_the_contract() {
+    let server = mock(MockConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &server.base_url(), "", PROMPT);
+    let prompt = dir.path().join("p.txt");
+    std::fs::write(
+        &prompt,
+        "Messages offering prizes, money or urgent claims are spam.\n\n{text}\n",
+    )
+    .unwrap();
+    let cwd = dir.path().to_path_buf();
+    let o = tokio::task::spawn_blocking(move || {
+        run(
+            &[
+                "eval",
+                "--config",
+                cfg.to_str().unwrap(),
+                "--prompt",
+                prompt.to_str().unwrap(),
+                "--split",
+                "all",
+                "--json",
+            ],
+            &cwd,
+        )
+    })
+    .await
+    .unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let d: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(d["split"], "all");
+    assert_eq!(d["n"], 48);
+    assert_eq!(d["errors"], 0);
+    assert!(d["score"].as_f64().unwrap() > 0.8);
+    assert_eq!(d["ci95"].as_array().unwrap().len(), 2);
+    assert_eq!(d["usage"]["student_calls"], 48);
+}
+
+fn help(args: &[&str]) -> String {
+    let o = Command::new(bin()).args(args).output().unwrap();
+    assert!(o.status.success());
+    text(&o.stdout)
+}
+
+#[test]
+fn help_texts_are_stable() {
+    insta::assert_snapshot!("help", help(&["--help"]));
+    for sub in [
+        "optimize", "eval", "demo", "model", "schema", "runs", "report", "cache",
+    ] {
+        insta::assert_snapshot!(format!("help_{sub}"), help(&[sub, "--help"]));
+    }
+}
+
+#[test]
+fn schema_is_json_and_names_the_sections() {
+    let s: Value = serde_json::from_str(&help(&["schema"])).unwrap();
+    for k in [
+        "dataset",
+        "student",
+        "teacher",
+        "evaluator",
+        "mapping",
+        "optimizer",
+        "output",
+    ] {
+        assert!(s["properties"].get(k).is_some(), "schema lacks {k}");
+    }
+}
+
+#[test]
+fn the_demo_runs_on_the_embedded_model() {
+    // A reduced setting for CI: one round.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("demo");
+    let o = Command::new(bin())
+        .args(["demo", "--rounds", "1", "--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("result.json")).unwrap()).unwrap();
+    assert_eq!(doc["rounds"].as_array().unwrap().len(), 1);
+    assert!(doc["final_score"].as_f64().unwrap() >= doc["initial_score"].as_f64().unwrap());
+    assert!(doc["test_score"].is_number());
+    assert!(doc["best_prompt"].as_str().unwrap().contains("{text}"));
+}

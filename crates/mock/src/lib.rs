@@ -1,0 +1,290 @@
+//! An OpenAI-compatible mock server for tests and benchmarks, on 127.0.0.1 with a random port.
+//!
+//! It answers teacher requests (those asking for a prompt rewrite) with valid structured
+//! rewrites and student requests deterministically from the prompt, so runs are comparable;
+//! it injects faults from a seed (429 with `Retry-After`, 500, hangs, truncated bodies) and
+//! counts requests by kind, repeated student requests and the most requests in flight.
+//!
+//! The student is a keyword classifier for the bundled SMS task: with the base prompt it
+//! answers `ham` to everything; once the prompt mentions prizes or money it flags messages with
+//! such words as `spam`. So an optimization against it has something to find.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+/// Faults and latency.
+#[derive(Debug, Clone, Default)]
+pub struct MockConfig {
+    /// Latency added to every answer.
+    pub latency: Duration,
+    /// Probability of a 429 with `Retry-After: 0`.
+    pub p_429: f64,
+    /// Probability of a 500.
+    pub p_500: f64,
+    /// Probability of hanging for `hang` before answering.
+    pub p_hang: f64,
+    /// How long a hang lasts.
+    pub hang: Duration,
+    /// Probability of a truncated JSON body.
+    pub p_truncate: f64,
+    /// Seed of the fault draws.
+    pub seed: u64,
+    /// Teacher answers are not JSON (a teacher gone bad).
+    pub garbage_teacher: bool,
+    /// Student answers with this text for every request, when set.
+    pub student_reply: Option<String>,
+}
+
+/// Request counts.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Stats {
+    /// Every request.
+    pub requests: u64,
+    /// Student requests answered successfully.
+    pub student: u64,
+    /// Teacher requests answered successfully.
+    pub teacher: u64,
+    /// Successful student requests whose body was answered before.
+    pub repeated_student: u64,
+    /// Injected faults.
+    pub faults: u64,
+    /// Most requests in flight at once.
+    pub max_in_flight: u64,
+}
+
+struct Shared {
+    config: MockConfig,
+    counter: AtomicU64,
+    in_flight: AtomicU64,
+    stats: Mutex<Stats>,
+    seen: Mutex<HashMap<String, u64>>,
+}
+
+/// A running mock server.
+pub struct MockServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    shared: Arc<Shared>,
+}
+
+impl MockServer {
+    /// Starts a server on 127.0.0.1 with a random port, on the current tokio runtime.
+    pub async fn start(config: MockConfig) -> std::io::Result<MockServer> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        MockServer::serve(listener, config)
+    }
+
+    /// Serves on a bound listener.
+    pub fn serve(
+        listener: tokio::net::TcpListener,
+        config: MockConfig,
+    ) -> std::io::Result<MockServer> {
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            config,
+            counter: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
+            stats: Mutex::new(Stats::default()),
+            seen: Mutex::new(HashMap::new()),
+        });
+        let app = Router::new()
+            .route("/v1/chat/completions", post(chat))
+            .route("/stats", get(stats))
+            .with_state(shared.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(MockServer { addr, shared })
+    }
+
+    /// The base URL to configure (`http://127.0.0.1:PORT/v1`).
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    /// The counts so far.
+    pub fn stats(&self) -> Stats {
+        lock(&self.shared.stats).clone()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+async fn stats(State(s): State<Arc<Shared>>) -> Json<Stats> {
+    Json(lock(&s.stats).clone())
+}
+
+/// A uniform draw in [0, 1) from the seed and the request number (SplitMix64).
+fn draw(seed: u64, n: u64) -> f64 {
+    let mut z = seed.wrapping_add(n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z >> 11) as f64 / (1u64 << 53) as f64
+}
+
+const SPAM_WORDS: [&str; 14] = [
+    "win", "prize", "free", "claim", "cash", "£", "urgent", "offer", "loan", "bitcoin", "click",
+    "reply", "call now", "earn",
+];
+
+fn student_answer(prompt: &str) -> &'static str {
+    let lower = prompt.to_lowercase();
+    // The message is the last paragraph of the rendered prompt; the instructions come before.
+    let (instructions, message) = lower.rsplit_once("\n\n").unwrap_or(("", &lower));
+    let guided = instructions.contains("prize") || instructions.contains("money");
+    if guided && SPAM_WORDS.iter().any(|w| message.contains(w)) {
+        "spam"
+    } else {
+        "ham"
+    }
+}
+
+fn teacher_answer(user: &str, call: u64) -> String {
+    let current = user
+        .split("<prompt>\n")
+        .nth(1)
+        .and_then(|s| s.split("\n</prompt>").next())
+        .unwrap_or("{text}");
+    let ideas = [
+        (
+            "Messages offering prizes, money or urgent claims are spam.",
+            "the prompt never says what spam looks like",
+        ),
+        (
+            "Reply with exactly one word: spam or ham.",
+            "outputs are not constrained to the labels",
+        ),
+        (
+            "Personal messages between friends are ham.",
+            "ham is not described",
+        ),
+    ];
+    let (line, why) = ideas[(call % ideas.len() as u64) as usize];
+    let prompt = match current.rfind("{text}") {
+        Some(i) => format!("{}{line}\n\n{}", &current[..i], &current[i..]),
+        None => format!("{current}\n{line}"),
+    };
+    json!({"analysis": format!("Failures suggest {why}."), "hypothesis": format!("Adding '{line}' fixes it."), "improved_prompt": prompt}).to_string()
+}
+
+async fn chat(State(s): State<Arc<Shared>>, body: String) -> Response {
+    let n = s.counter.fetch_add(1, Ordering::SeqCst);
+    let now = s.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    {
+        let mut st = lock(&s.stats);
+        st.requests += 1;
+        st.max_in_flight = st.max_in_flight.max(now);
+    }
+    let resp = answer(&s, n, &body).await;
+    s.in_flight.fetch_sub(1, Ordering::SeqCst);
+    resp
+}
+
+async fn answer(s: &Shared, n: u64, body: &str) -> Response {
+    let c = &s.config;
+    if !c.latency.is_zero() {
+        tokio::time::sleep(c.latency).await;
+    }
+    let r = draw(c.seed, n);
+    let fault = |st: &Shared| lock(&st.stats).faults += 1;
+    if r < c.p_429 {
+        fault(s);
+        return (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "0")], Json(json!({"error": {"message": "rate limited", "type": "rate_limit_error", "param": null, "code": null}}))).into_response();
+    }
+    if r < c.p_429 + c.p_500 {
+        fault(s);
+        return (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response();
+    }
+    if r < c.p_429 + c.p_500 + c.p_hang {
+        fault(s);
+        tokio::time::sleep(c.hang).await;
+        return (StatusCode::SERVICE_UNAVAILABLE, "hung").into_response();
+    }
+    let truncate = r < c.p_429 + c.p_500 + c.p_hang + c.p_truncate;
+    let req: Value = match serde_json::from_str(body) {
+        Ok(v) => v,
+        Err(_) => return (StatusCode::BAD_REQUEST, Json(json!({"error": {"message": "invalid JSON body", "type": "invalid_request_error", "param": null, "code": null}}))).into_response(),
+    };
+    let messages = req["messages"].as_array().cloned().unwrap_or_default();
+    let system = messages
+        .iter()
+        .find(|m| m["role"] == "system")
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or("");
+    let user = messages
+        .iter()
+        .rev()
+        .find(|m| m["role"] == "user")
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or("");
+    let is_teacher = system.starts_with("You improve prompts");
+    let text = if is_teacher {
+        if c.garbage_teacher {
+            "I'd rather not say.".to_string()
+        } else {
+            teacher_answer(
+                messages
+                    .iter()
+                    .find(|m| m["role"] == "user")
+                    .and_then(|m| m["content"].as_str())
+                    .unwrap_or(""),
+                n,
+            )
+        }
+    } else {
+        c.student_reply
+            .clone()
+            .unwrap_or_else(|| student_answer(user).to_string())
+    };
+    let completion = json!({
+        "id": format!("mock-{n}"), "object": "chat.completion", "created": 0,
+        "model": req["model"].as_str().unwrap_or("mock"),
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": body.len() as u64 / 4, "completion_tokens": text.len() as u64 / 4 + 1, "total_tokens": 0}
+    })
+    .to_string();
+    if truncate {
+        fault(s);
+        let cut = completion.len() / 2;
+        return (
+            StatusCode::OK,
+            [("content-type", "application/json")],
+            completion[..cut].to_string(),
+        )
+            .into_response();
+    }
+    {
+        let mut st = lock(&s.stats);
+        if is_teacher {
+            st.teacher += 1;
+        } else {
+            st.student += 1;
+            let mut seen = lock(&s.seen);
+            let k = seen.entry(body.to_string()).or_insert(0);
+            *k += 1;
+            if *k > 1 {
+                st.repeated_student += 1;
+            }
+        }
+    }
+    (
+        StatusCode::OK,
+        [("content-type", "application/json")],
+        completion,
+    )
+        .into_response()
+}
