@@ -60,13 +60,12 @@ pub(crate) async fn execute(
                 eprintln!("resuming run {} after round {}", plan.run_id, cp.round);
                 request.resume = Some(cp);
             }
-            None => {
-                return Err(Failure::Usage(anyhow!(
-                    "nothing to resume: no checkpoint of run `{}` in {}",
-                    plan.run_id,
-                    plan.store_path.display()
-                )));
-            }
+            // Killed before the first checkpoint: start over; every call already paid for is
+            // in the cache and is not paid again.
+            None => eprintln!(
+                "run {} has no checkpoint yet; starting it over (cached calls are reused)",
+                plan.run_id
+            ),
         }
     }
     request.run_id = Some(plan.run_id.clone());

@@ -2,86 +2,15 @@
 //! The real `metaprompt` binary driven as a user drives it, against a local OpenAI-compatible
 //! mock server on 127.0.0.1.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use metaprompt_mock::{MockConfig, MockServer};
 use serde_json::Value;
 
-const KEY_VAR: &str = "MP_TEST_KEY";
-const KEY: &str = "sk-cli-test-planted-secret-123456";
-
-fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_metaprompt"))
-}
-
-fn sms() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/data/sms.jsonl")
-}
-
-fn config(dir: &Path, base_url: &str, extra_optimizer: &str, prompt: &str) -> PathBuf {
-    std::fs::copy(sms(), dir.join("sms.jsonl")).unwrap();
-    let text = format!(
-        r#"task_description = "Decide whether an SMS message is spam."
-initial_prompts = [{prompt:?}]
-
-[dataset]
-path = "sms.jsonl"
-split = {{ train = 0.5, val = 0.25, test = 0.25 }}
-seed = 7
-label_fields = ["label"]
-
-[student]
-provider = "openai"
-model = "gpt-4o-mini"
-base_url = "{base_url}"
-api_key_env = "{KEY_VAR}"
-temperature = 0.0
-max_tokens = 16
-
-[teacher]
-provider = "openai"
-model = "gpt-4o"
-base_url = "{base_url}"
-api_key_env = "{KEY_VAR}"
-
-[evaluator]
-kind = "exact_match"
-normalize = true
-
-[mapping]
-response = "generated_output"
-expected_response = "label"
-
-[optimizer]
-num_rounds = 3
-eval_subset_size = 12
-concurrency = 4
-seed = 7
-{extra_optimizer}
-"#
-    );
-    let path = dir.join("sms.toml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-const PROMPT: &str = "Is this message spam or ham? Answer with one word.\n\n{text}";
-
-fn run(args: &[&str], cwd: &Path) -> Output {
-    Command::new(bin())
-        .args(args)
-        .current_dir(cwd)
-        .env(KEY_VAR, KEY)
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+mod common;
+use common::*;
 
 async fn mock(cfg: MockConfig) -> MockServer {
     MockServer::start(cfg).await.unwrap()

@@ -40,8 +40,11 @@ pub struct MockConfig {
     pub p_truncate: f64,
     /// Seed of the fault draws.
     pub seed: u64,
-    /// Teacher answers are not JSON (a teacher gone bad).
-    pub garbage_teacher: bool,
+    /// The first this-many teacher answers are not JSON (a teacher gone bad for a while).
+    pub garbage_teacher_calls: u64,
+    /// After this many successful student answers, a fraction of student requests (chosen by
+    /// their body) fail with 500 forever.
+    pub fail_students_after: Option<(u64, f64)>,
     /// Student answers with this text for every request, when set.
     pub student_reply: Option<String>,
 }
@@ -65,6 +68,7 @@ pub struct Stats {
 
 struct Shared {
     config: MockConfig,
+    garbage_served: AtomicU64,
     counter: AtomicU64,
     in_flight: AtomicU64,
     stats: Mutex<Stats>,
@@ -93,6 +97,7 @@ impl MockServer {
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             config,
+            garbage_served: AtomicU64::new(0),
             counter: AtomicU64::new(0),
             in_flight: AtomicU64::new(0),
             stats: Mutex::new(Stats::default()),
@@ -127,6 +132,13 @@ async fn stats(State(s): State<Arc<Shared>>) -> Json<Stats> {
     Json(lock(&s.stats).clone())
 }
 
+/// FNV-1a of a text.
+fn hash(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
 /// A uniform draw in [0, 1) from the seed and the request number (SplitMix64).
 fn draw(seed: u64, n: u64) -> f64 {
     let mut z = seed.wrapping_add(n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
@@ -153,7 +165,10 @@ fn student_answer(prompt: &str) -> &'static str {
     }
 }
 
-fn teacher_answer(user: &str, call: u64) -> String {
+fn teacher_answer(user: &str) -> String {
+    // The idea depends on the request only (how many rounds the ledger holds), never on the
+    // request count, so runs with and without faults get the same answers.
+    let call = user.matches("\nRound ").count() as u64;
     let current = user
         .split("<prompt>\n")
         .nth(1)
@@ -232,18 +247,25 @@ async fn answer(s: &Shared, n: u64, body: &str) -> Response {
         .and_then(|m| m["content"].as_str())
         .unwrap_or("");
     let is_teacher = system.starts_with("You improve prompts");
+    if !is_teacher
+        && let Some((after, fraction)) = c.fail_students_after
+        && lock(&s.stats).student >= after
+        && draw(hash(body), 0) < fraction
+    {
+        fault(s);
+        return (StatusCode::INTERNAL_SERVER_ERROR, "student backend down").into_response();
+    }
+    let first_user = messages
+        .iter()
+        .find(|m| m["role"] == "user")
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or("");
     let text = if is_teacher {
-        if c.garbage_teacher {
+        if s.garbage_served.load(Ordering::SeqCst) < c.garbage_teacher_calls {
+            s.garbage_served.fetch_add(1, Ordering::SeqCst);
             "I'd rather not say.".to_string()
         } else {
-            teacher_answer(
-                messages
-                    .iter()
-                    .find(|m| m["role"] == "user")
-                    .and_then(|m| m["content"].as_str())
-                    .unwrap_or(""),
-                n,
-            )
+            teacher_answer(first_user)
         }
     } else {
         c.student_reply

@@ -555,10 +555,20 @@ impl ChatModel for OpenAiChat {
             // rather than wait forever.
             let _ = l.until_n_ready(n).await;
         }
+        let mut malformed = 0u32;
         loop {
             let mode = self.structured_mode();
             let body = body(&self.shared.model, &request, mode);
             match self.send(&body).await {
+                // A truncated or garbled body is a transport fault like a reset connection: ask
+                // again, within the same attempt budget as the HTTP retries.
+                Err(OpenAIError::JSONDeserialize(..))
+                    if malformed + 1 < self.shared.max_attempts =>
+                {
+                    malformed += 1;
+                    tracing::debug!(attempt = malformed, "malformed response body; retrying");
+                    tokio::time::sleep(Duration::from_millis(50 * u64::from(malformed))).await;
+                }
                 Ok(v) => {
                     let mut resp = parse_response(&v, &self.shared.model)?;
                     if request.response_schema.is_some()

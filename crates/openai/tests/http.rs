@@ -301,7 +301,22 @@ async fn tolerant_parsing_of_extra_and_missing_fields() {
 }
 
 #[tokio::test]
-async fn malformed_bodies_are_typed_errors() {
+async fn malformed_bodies_are_retried_then_typed_errors() {
+    let server = serve(vec![
+        ResponseTemplate::new(200).set_body_string("{\"choices\": [{\"mess"),
+        ResponseTemplate::new(200).set_body_json(ok_body("ok")),
+    ])
+    .await;
+    assert_eq!(
+        client(&server)
+            .complete(ChatRequest::user("x"))
+            .await
+            .unwrap()
+            .text,
+        "ok"
+    );
+    assert_eq!(server.received_requests().await.unwrap().len(), 2);
+
     let server = serve(vec![
         ResponseTemplate::new(200).set_body_string("{\"choices\": [{\"mess"),
     ])
@@ -313,6 +328,11 @@ async fn malformed_bodies_are_typed_errors() {
     assert!(
         matches!(err, ModelError::MalformedResponse(ref m) if m.contains("{\"choices\": [{\"mess")),
         "{err:?}"
+    );
+    assert_eq!(
+        server.received_requests().await.unwrap().len(),
+        3,
+        "all attempts used"
     );
     let server = serve(vec![
         ResponseTemplate::new(200).set_body_json(json!({"choices": []})),

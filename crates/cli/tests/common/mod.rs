@@ -1,0 +1,95 @@
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+//! Helpers shared by the command-line tests.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub(crate) const KEY_VAR: &str = "MP_TEST_KEY";
+pub(crate) const KEY: &str = "sk-cli-test-planted-secret-123456";
+
+pub(crate) fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_metaprompt"))
+}
+
+pub(crate) fn sms() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/data/sms.jsonl")
+}
+
+pub(crate) fn config(dir: &Path, base_url: &str, extra_optimizer: &str, prompt: &str) -> PathBuf {
+    config_with(dir, base_url, extra_optimizer, prompt, "")
+}
+
+/// A config whose student and teacher sections get `extra_model` lines too.
+pub(crate) fn config_with(
+    dir: &Path,
+    base_url: &str,
+    extra_optimizer: &str,
+    prompt: &str,
+    extra_model: &str,
+) -> PathBuf {
+    let extra_model = if extra_model.is_empty() {
+        String::new()
+    } else {
+        format!("\n{extra_model}")
+    };
+    std::fs::copy(sms(), dir.join("sms.jsonl")).unwrap();
+    let text = format!(
+        r#"task_description = "Decide whether an SMS message is spam."
+initial_prompts = [{prompt:?}]
+
+[dataset]
+path = "sms.jsonl"
+split = {{ train = 0.5, val = 0.25, test = 0.25 }}
+seed = 7
+label_fields = ["label"]
+
+[student]
+provider = "openai"
+model = "gpt-4o-mini"
+base_url = "{base_url}"
+api_key_env = "{KEY_VAR}"
+temperature = 0.0
+max_tokens = 16{extra_model}
+
+[teacher]
+provider = "openai"
+model = "gpt-4o"
+base_url = "{base_url}"
+api_key_env = "{KEY_VAR}"{extra_model}
+
+[evaluator]
+kind = "exact_match"
+normalize = true
+
+[mapping]
+response = "generated_output"
+expected_response = "label"
+
+[optimizer]
+num_rounds = 3
+eval_subset_size = 12
+concurrency = 4
+seed = 7
+{extra_optimizer}
+"#
+    );
+    let path = dir.join("sms.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+pub(crate) const PROMPT: &str = "Is this message spam or ham? Answer with one word.\n\n{text}";
+
+pub(crate) fn run(args: &[&str], cwd: &Path) -> Output {
+    Command::new(bin())
+        .args(args)
+        .current_dir(cwd)
+        .env(KEY_VAR, KEY)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
+}
+
+pub(crate) fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
