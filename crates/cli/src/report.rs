@@ -6,56 +6,177 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use metaprompt::engine::OptimizeResult;
-use serde_json::{Value, json};
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde_json::Value;
 use similar::{ChangeTag, TextDiff};
 
-/// The result document. Its top-level fields are a contract (see the README).
+/// One round in `result.json`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct RoundDoc {
+    /// 1-based round.
+    round: u32,
+    /// The teacher's hypothesis.
+    hypothesis: String,
+    /// The rewrite that was tested (empty when the round failed).
+    candidate_prompt: String,
+    /// The candidate's mean score on the round's minibatch.
+    minibatch_score: Option<f64>,
+    /// The current prompt's mean score on the same minibatch.
+    parent_minibatch_score: Option<f64>,
+    /// The candidate's val score, when it passed the minibatch gate.
+    val_score: Option<f64>,
+    /// Whether it became the current prompt.
+    accepted: bool,
+    /// Why.
+    reason: String,
+    /// The teacher's analysis.
+    analysis: String,
+    /// Whether dropped inputs were appended by repair.
+    repaired: bool,
+    /// Whether the round produced no usable rewrite.
+    failed: bool,
+}
+
+/// Spending in `result.json`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct UsageDoc {
+    /// Student calls made (cache hits excluded).
+    student_calls: u64,
+    /// Teacher calls made.
+    teacher_calls: u64,
+    /// Judge calls made.
+    judge_calls: u64,
+    /// Student calls answered by the cache.
+    cache_hits: u64,
+    /// Input tokens of paid calls.
+    input_tokens: u64,
+    /// Output tokens of paid calls.
+    output_tokens: u64,
+    /// Cost in USD at the configured prices.
+    cost_usd: f64,
+}
+
+/// `result.json`. The fields up to `wall_seconds` are a contract.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct ResultDoc {
+    /// The best prompt (by val score).
+    best_prompt: String,
+    /// The best prompt's val score.
+    final_score: f64,
+    /// The best initial prompt's val score.
+    initial_score: f64,
+    /// The best prompt's test score; null without a test split.
+    test_score: Option<f64>,
+    /// Its 95% interval [lo, hi]; null without a test split.
+    test_ci95: Option<[f64; 2]>,
+    /// One entry per round.
+    rounds: Vec<RoundDoc>,
+    /// Spending.
+    usage: UsageDoc,
+    /// completed, target_reached, no_improvement, budget_calls|tokens|cost|duration, interrupted.
+    stop_reason: String,
+    /// Wall time in seconds, including time before a resume.
+    wall_seconds: f64,
+    /// The run's id.
+    run_id: String,
+    /// The best initial prompt.
+    initial_prompt: String,
+    /// Val score of every initial prompt.
+    initial_scores: Vec<f64>,
+    /// The best initial prompt's test score.
+    initial_test_score: Option<f64>,
+    /// Its 95% interval.
+    initial_test_ci95: Option<[f64; 2]>,
+    /// Rows per split.
+    splits: SplitsDoc,
+    /// The best prompt's lowest-scoring val examples.
+    worst_examples: Vec<ExampleDoc>,
+}
+
+/// Rows per split.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct SplitsDoc {
+    train: usize,
+    val: usize,
+    test: usize,
+}
+
+/// A low-scoring example.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct ExampleDoc {
+    row_id: String,
+    output: String,
+    expected: Option<String>,
+    score: f64,
+    reason: String,
+}
+
+/// The JSON schema of `result.json`.
+pub(crate) fn result_schema() -> Value {
+    serde_json::to_value(schemars::schema_for!(ResultDoc)).unwrap_or_default()
+}
+
+/// The result document (see [`ResultDoc`]).
 pub(crate) fn result_json(r: &OptimizeResult) -> Value {
-    let rounds: Vec<Value> = r
-        .history
-        .iter()
-        .map(|h| {
-            json!({
-                "round": h.round,
-                "hypothesis": h.hypothesis,
-                "candidate_prompt": h.candidate_prompt,
-                "minibatch_score": h.minibatch_score,
-                "parent_minibatch_score": h.parent_minibatch_score,
-                "val_score": h.val_score,
-                "accepted": h.accepted,
-                "reason": h.reason,
-                "analysis": h.analysis,
-                "repaired": h.repaired,
-                "failed": h.failed,
+    let pair = |c: Option<(f64, f64)>| c.map(|(a, b)| [a, b]);
+    let doc = ResultDoc {
+        best_prompt: r.best_prompt.source().to_string(),
+        final_score: r.final_score,
+        initial_score: r.initial_score,
+        test_score: r.test_score,
+        test_ci95: pair(r.test_ci95),
+        rounds: r
+            .history
+            .iter()
+            .map(|h| RoundDoc {
+                round: h.round,
+                hypothesis: h.hypothesis.clone(),
+                candidate_prompt: h.candidate_prompt.clone(),
+                minibatch_score: h.minibatch_score,
+                parent_minibatch_score: h.parent_minibatch_score,
+                val_score: h.val_score,
+                accepted: h.accepted,
+                reason: h.reason.clone(),
+                analysis: h.analysis.clone(),
+                repaired: h.repaired,
+                failed: h.failed,
             })
-        })
-        .collect();
-    json!({
-        "best_prompt": r.best_prompt.source(),
-        "final_score": r.final_score,
-        "initial_score": r.initial_score,
-        "test_score": r.test_score,
-        "test_ci95": r.test_ci95.map(|(a, b)| vec![a, b]),
-        "rounds": rounds,
-        "usage": {
-            "student_calls": r.usage.student_calls,
-            "teacher_calls": r.usage.teacher_calls,
-            "judge_calls": r.usage.judge_calls,
-            "cache_hits": r.usage.cache_hits,
-            "input_tokens": r.usage.input_tokens,
-            "output_tokens": r.usage.output_tokens,
-            "cost_usd": r.usage.cost_usd,
+            .collect(),
+        usage: UsageDoc {
+            student_calls: r.usage.student_calls,
+            teacher_calls: r.usage.teacher_calls,
+            judge_calls: r.usage.judge_calls,
+            cache_hits: r.usage.cache_hits,
+            input_tokens: r.usage.input_tokens,
+            output_tokens: r.usage.output_tokens,
+            cost_usd: r.usage.cost_usd,
         },
-        "stop_reason": r.stop_reason.to_string(),
-        "wall_seconds": r.wall_seconds,
-        "run_id": r.run_id,
-        "initial_prompt": r.initial_prompt,
-        "initial_scores": r.initial_scores,
-        "initial_test_score": r.initial_test_score,
-        "initial_test_ci95": r.initial_test_ci95.map(|(a, b)| vec![a, b]),
-        "splits": {"train": r.splits.0, "val": r.splits.1, "test": r.splits.2},
-        "worst_examples": r.worst_examples,
-    })
+        stop_reason: r.stop_reason.to_string(),
+        wall_seconds: r.wall_seconds,
+        run_id: r.run_id.clone(),
+        initial_prompt: r.initial_prompt.clone(),
+        initial_scores: r.initial_scores.clone(),
+        initial_test_score: r.initial_test_score,
+        initial_test_ci95: pair(r.initial_test_ci95),
+        splits: SplitsDoc {
+            train: r.splits.0,
+            val: r.splits.1,
+            test: r.splits.2,
+        },
+        worst_examples: r
+            .worst_examples
+            .iter()
+            .map(|e| ExampleDoc {
+                row_id: e.row_id.clone(),
+                output: e.output.clone(),
+                expected: e.expected.clone(),
+                score: e.score,
+                reason: e.reason.clone(),
+            })
+            .collect(),
+    };
+    serde_json::to_value(doc).unwrap_or_default()
 }
 
 fn f3(v: &Value) -> String {

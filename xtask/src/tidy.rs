@@ -1,0 +1,125 @@
+//! Tidy tests: repository rules enforced by `cargo test -p xtask`.
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use crate::codegen;
+
+    fn root() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .unwrap()
+            .to_path_buf()
+    }
+
+    fn files(dir: &Path, ext: &str) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(files(&p, ext));
+            } else if p.extension().is_some_and(|x| x == ext) {
+                out.push(p);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn generated_files_are_up_to_date_and_staleness_is_detected() {
+        let generated = codegen::generate().unwrap();
+        let stale = codegen::stale(&root(), &generated);
+        assert!(
+            stale.is_empty(),
+            "stale generated files: {stale:?}; run `cargo xtask codegen`"
+        );
+        // On a temp copy, a changed file is reported.
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(tmp.path().join("docs")).unwrap();
+        for (p, text) in &generated {
+            std::fs::write(tmp.path().join(p), text).unwrap();
+        }
+        assert!(codegen::stale(tmp.path(), &generated).is_empty());
+        std::fs::write(tmp.path().join("docs/config.schema.json"), "{}").unwrap();
+        assert_eq!(
+            codegen::stale(tmp.path(), &generated),
+            ["docs/config.schema.json"]
+        );
+    }
+
+    #[test]
+    fn every_crate_has_a_readme_and_denies_missing_docs() {
+        for e in std::fs::read_dir(root().join("crates")).unwrap().flatten() {
+            let dir = e.path();
+            let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+            assert!(
+                dir.join("README.md").is_file(),
+                "crates/{name} has no README.md"
+            );
+            let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+            assert!(
+                manifest.contains("[lints]\nworkspace = true"),
+                "crates/{name} does not use the workspace lints"
+            );
+        }
+    }
+
+    #[test]
+    fn no_stubs_in_library_code() {
+        for f in files(&root().join("crates"), "rs") {
+            if f.components()
+                .any(|c| c.as_os_str() == "tests" || c.as_os_str() == "benches")
+            {
+                continue;
+            }
+            let text = std::fs::read_to_string(&f).unwrap();
+            for stub in ["todo!(", "unimplemented!(", "dbg!("] {
+                assert!(!text.contains(stub), "{} contains {stub}", f.display());
+            }
+        }
+    }
+
+    #[test]
+    fn every_example_is_built_in_ci() {
+        let facade = std::fs::read_to_string(root().join("crates/metaprompt/Cargo.toml")).unwrap();
+        for f in std::fs::read_dir(root().join("examples"))
+            .unwrap()
+            .flatten()
+        {
+            let p = f.path();
+            if p.extension().is_some_and(|x| x == "rs") {
+                let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                assert!(
+                    facade.contains(&format!("path = \"../../examples/{name}\"")),
+                    "examples/{name} is not an [[example]] of the facade"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn markdown_links_inside_docs_resolve() {
+        let mut docs = files(&root().join("docs"), "md");
+        docs.push(root().join("README.md"));
+        for f in docs {
+            let text = std::fs::read_to_string(&f).unwrap();
+            for (i, _) in text.match_indices("](") {
+                let rest = &text[i + 2..];
+                let Some(end) = rest.find(')') else { continue };
+                let target = rest[..end].split('#').next().unwrap();
+                if target.is_empty() || target.contains("://") || target.starts_with("mailto:") {
+                    continue;
+                }
+                let path = f.parent().unwrap().join(target);
+                assert!(path.exists(), "{}: broken link to {target}", f.display());
+            }
+        }
+    }
+
+    #[test]
+    fn release_check_passes() {
+        let p = crate::release::problems(&root()).unwrap();
+        assert!(p.is_empty(), "{p:?}");
+    }
+}
