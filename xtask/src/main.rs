@@ -53,7 +53,10 @@ fn run() -> Result<()> {
             if stale.is_empty() {
                 Ok(())
             } else {
-                bail!("stale generated files: {}; run `cargo xtask codegen`", stale.join(", "))
+                bail!(
+                    "stale generated files: {}; run `cargo xtask codegen`",
+                    stale.join(", ")
+                )
             }
         }
         "codegen" => codegen::write(&root()?),
