@@ -11,8 +11,10 @@
 //! - `store` (default): [`store`], the SQLite cache, run records and checkpoints;
 //! - `llama`: [`llama`], GGUF models in-process through llama.cpp.
 //!
-//! Guides live in the repository's `docs/` folder: getting started, concepts, choosing an
-//! evaluator, writing a provider or an evaluator.
+//! Guides live in the repository's `docs/` folder: `getting-started.md`, `concepts.md`,
+//! `choosing-an-evaluator.md`, `writing-a-provider.md`, `writing-an-evaluator.md`,
+//! `endpoints.md` (OpenAI, Azure, Ollama, vLLM …), `cost-and-resume.md`, `reliability.md` and
+//! `coming-from-python.md`. `examples/basic_usage.rs` mirrors the Python original's basic usage.
 #![deny(missing_docs)]
 
 pub use metaprompt_core as core;
