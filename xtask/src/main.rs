@@ -128,7 +128,17 @@ fn test() -> Result<()> {
     fetch_model()?;
     // Every test, example and binary; benches are compiled here and run by `cargo bench`
     // (`--all-targets` would run their `main` as a test).
-    sh(&cargo, &["test", "--workspace", "--lib", "--bins", "--tests", "--examples"])?;
+    sh(
+        &cargo,
+        &[
+            "test",
+            "--workspace",
+            "--lib",
+            "--bins",
+            "--tests",
+            "--examples",
+        ],
+    )?;
     sh(&cargo, &["test", "--workspace", "--benches", "--no-run"])?;
     sh(&cargo, &["test", "--workspace", "--doc"])?;
     // Docs must build without warnings (broken links, missing docs).

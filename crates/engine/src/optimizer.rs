@@ -352,6 +352,20 @@ impl MetaPromptOptimizer {
         })
     }
 
+    fn scorer(&self, req: &OptimizeRequest) -> Scorer {
+        Scorer {
+            student: req.student.clone(),
+            params: req.student_params.clone(),
+            evaluator: req.evaluator.clone(),
+            mapper: req.data_mapper.clone(),
+            cache: self.cache.clone(),
+            concurrency: req.config.concurrency,
+            price: req.student_price,
+            budget: req.config.budget,
+            cancel: self.cancel.clone(),
+        }
+    }
+
     /// Scores one prompt on a split (`train`, `val`, `test` or `all`) without optimizing.
     pub async fn evaluate_prompt(
         &self,
@@ -386,17 +400,7 @@ impl MetaPromptOptimizer {
                 .collect(),
         };
         Dataset::new(rows.clone()).require_fields(&t.variables(), "the prompt")?;
-        let scorer = Scorer {
-            student: req.student.clone(),
-            params: req.student_params.clone(),
-            evaluator: req.evaluator.clone(),
-            mapper: req.data_mapper.clone(),
-            cache: self.cache.clone(),
-            concurrency: req.config.concurrency,
-            price: req.student_price,
-            budget: req.config.budget,
-            cancel: self.cancel.clone(),
-        };
+        let scorer = self.scorer(req);
         let meter = Meter::new(SpendCounters::default(), 0.0);
         let e = scorer
             .evaluate(&t, &rows, Phase::Test, &meter, self.events.as_ref())
@@ -426,17 +430,7 @@ impl MetaPromptOptimizer {
         let p = prepare(&req)?;
         let cfg = &req.config;
         let seed = cfg.seed;
-        let scorer = Scorer {
-            student: req.student.clone(),
-            params: req.student_params.clone(),
-            evaluator: req.evaluator.clone(),
-            mapper: req.data_mapper.clone(),
-            cache: self.cache.clone(),
-            concurrency: cfg.concurrency,
-            price: req.student_price,
-            budget: cfg.budget,
-            cancel: self.cancel.clone(),
-        };
+        let scorer = self.scorer(&req);
         let events = self.events.as_ref();
         let run_id = req.run_id.clone().unwrap_or_else(|| format!("run-{seed}"));
         let mut memo: HashMap<String, Evaluation> = HashMap::new();
