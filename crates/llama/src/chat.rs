@@ -268,7 +268,9 @@ fn worker(
         .with_n_batch(config.ctx_per_seq)
         .with_n_ubatch(512)
         .with_n_seq_max(config.n_parallel as u32)
-        .with_kv_unified(true)
+        // One KV stream per sequence: with a unified cache every token attends over the
+        // whole (n_parallel × ctx) cache, which made batching slower than one stream.
+        .with_kv_unified(false)
         .with_n_threads(threads)
         .with_n_threads_batch(threads);
     let ctx = match model.new_context(backend, params) {
