@@ -364,16 +364,7 @@ impl Loaded {
 pub(crate) fn load(path: &Path) -> Result<Loaded> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the config file {}", path.display()))?;
-    let config: Config = toml::from_str(&text).map_err(|e| {
-        let where_ = e
-            .span()
-            .map(|s| {
-                let line = text[..s.start.min(text.len())].matches('\n').count() + 1;
-                format!(":{line}")
-            })
-            .unwrap_or_default();
-        anyhow::anyhow!("{}{where_}: {}", path.display(), e.message())
-    })?;
+    let config = parse(&text, path)?;
     if config.initial_prompts.is_empty() {
         anyhow::bail!(
             "{}: `initial_prompts` is empty; give at least one prompt",
@@ -393,7 +384,48 @@ pub(crate) fn load(path: &Path) -> Result<Loaded> {
     })
 }
 
+/// Parses config text; errors name the file and the line.
+pub(crate) fn parse(text: &str, path: &Path) -> Result<Config> {
+    toml::from_str(text).map_err(|e| {
+        let where_ = e
+            .span()
+            .map(|s| {
+                let end = s.start.min(text.len());
+                // Count lines on bytes: a span never needs to fall on a character boundary here.
+                let line = text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1;
+                format!(":{line}")
+            })
+            .unwrap_or_default();
+        anyhow::anyhow!("{}{where_}: {}", path.display(), e.message())
+    })
+}
+
 /// The JSON schema of the config file.
 pub(crate) fn schema() -> serde_json::Value {
     serde_json::to_value(schemars::schema_for!(Config)).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    // Long run: PROPTEST_CASES=100000 cargo test --release -p metaprompt-cli --bin metaprompt
+    proptest! {
+        #[test]
+        fn arbitrary_text_never_panics(s in "\\PC{0,200}") {
+            let _ = parse(&s, Path::new("c.toml"));
+        }
+
+        #[test]
+        fn config_like_text_never_panics(s in "(\\[?[a-z_]{1,12}\\]?( = (\"[^\"]{0,10}\"|[0-9.]{1,4}|true|\\{ ?[a-z]+ = [0-9] ?\\}|\\[\\]))?\\n){0,12}") {
+            let _ = parse(&s, Path::new("c.toml"));
+        }
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let err = parse("task_description = \"x\"\nbogus = 1\n", Path::new("c.toml")).unwrap_err();
+        assert!(err.to_string().starts_with("c.toml:"), "{err}");
+    }
 }
