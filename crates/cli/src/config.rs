@@ -392,7 +392,11 @@ pub(crate) fn parse(text: &str, path: &Path) -> Result<Config> {
             .map(|s| {
                 let end = s.start.min(text.len());
                 // Count lines on bytes: a span never needs to fall on a character boundary here.
-                let line = text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1;
+                let line = text.as_bytes()[..end]
+                    .iter()
+                    .filter(|&&b| b == b'\n')
+                    .count()
+                    + 1;
                 format!(":{line}")
             })
             .unwrap_or_default();

@@ -171,15 +171,22 @@ fn load_jsonl(path: &Path, file: File, ids: &mut IdAssigner) -> Result<Vec<Row>,
                 at: ids.at(line_no),
             });
         }
-        let value: Value = serde_json::from_slice(line).map_err(|e| DataError::InvalidJson {
-            at: ids.at(line_no),
-            message: e.to_string(),
-        })?;
-        let Value::Object(map) = value else {
-            return Err(DataError::NotAnObject {
-                at: ids.at(line_no),
-                found: json_kind(&value),
-            });
+        // Objects (the normal case) parse straight into a map; anything else is parsed again
+        // as a value only to say what it was.
+        let map: Map<String, Value> = match serde_json::from_slice(line) {
+            Ok(m) => m,
+            Err(e) => {
+                return Err(match serde_json::from_slice::<Value>(line) {
+                    Ok(other) => DataError::NotAnObject {
+                        at: ids.at(line_no),
+                        found: json_kind(&other),
+                    },
+                    Err(_) => DataError::InvalidJson {
+                        at: ids.at(line_no),
+                        message: e.to_string(),
+                    },
+                });
+            }
         };
         rows.push(ids.row(map, line_no, line_no)?);
     }
