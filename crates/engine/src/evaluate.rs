@@ -120,7 +120,7 @@ pub(crate) struct Scorer {
 enum Call {
     Ready(String),
     Failed(String),
-    Pending(metaprompt_core::ChatRequest, CacheKey),
+    Pending(metaprompt_core::ChatRequest, Option<CacheKey>),
 }
 
 impl Scorer {
@@ -145,16 +145,20 @@ impl Scorer {
                 Err(e) => Call::Failed(e.to_string()),
                 Ok(text) => {
                     let request = self.params.request(text);
-                    let key = CacheKey::for_request(self.student.id(), &request, 0);
-                    let hit = match &self.cache {
-                        Some(c) => match c.get(&key).await {
+                    // The key is a hash of the whole request: only worth computing with a cache.
+                    let key = self
+                        .cache
+                        .as_ref()
+                        .map(|_| CacheKey::for_request(self.student.id(), &request, 0));
+                    let hit = match (&self.cache, &key) {
+                        (Some(c), Some(key)) => match c.get(key).await {
                             Ok(hit) => hit,
                             Err(e) => {
                                 tracing::warn!(error = %e, "cache read failed; calling the model");
                                 None
                             }
                         },
-                        None => None,
+                        _ => None,
                     };
                     match hit {
                         Some(resp) => {
@@ -203,8 +207,8 @@ impl Scorer {
                                         c.cost_usd +=
                                             self.price.map_or(0.0, |p| p.cost(resp.usage));
                                     });
-                                    if let Some(cache) = &self.cache
-                                        && let Err(e) = cache.put(&key, &resp).await
+                                    if let (Some(cache), Some(key)) = (&self.cache, &key)
+                                        && let Err(e) = cache.put(key, &resp).await
                                     {
                                         tracing::warn!(error = %e, "cache write failed");
                                     }

@@ -17,22 +17,22 @@ use metaprompt::evals::{ExactMatch, Normalize};
 use metaprompt::openai::OpenAiChat;
 use metaprompt_mock::{MockConfig, MockServer};
 
-fn cpu_of(stat_path: &str) -> f64 {
-    // utime + stime, in clock ticks (100 Hz on Linux).
-    let stat = std::fs::read_to_string(stat_path).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let t = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
+/// CPU seconds from `schedstat` (nanosecond resolution): of one thread, or summed over all.
+fn cpu_of(path: &str) -> f64 {
+    let read = |p: &std::path::Path| -> f64 {
+        std::fs::read_to_string(p)
+            .ok()
+            .and_then(|t| t.split_whitespace().next()?.parse::<f64>().ok())
             .unwrap_or(0.0)
+            / 1e9
     };
-    (t(11) + t(12)) / 100.0
+    if path == "/proc/self/stat" {
+        std::fs::read_dir("/proc/self/task")
+            .map(|d| d.flatten().map(|e| read(&e.path().join("schedstat"))).sum())
+            .unwrap_or(0.0)
+    } else {
+        read(std::path::Path::new("/proc/thread-self/schedstat"))
+    }
 }
 
 /// The mock on its own thread and runtime; answers requests for its thread's CPU seconds.
