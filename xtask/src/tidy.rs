@@ -74,7 +74,12 @@ mod tests {
                 continue;
             }
             let text = std::fs::read_to_string(&f).unwrap();
-            for stub in ["todo!(", "unimplemented!(", "dbg!("] {
+            // Spelled in pieces so that this file does not trip its own rule.
+            for stub in [
+                concat!("todo", "!("),
+                concat!("unimplemented", "!("),
+                concat!("dbg", "!("),
+            ] {
                 assert!(!text.contains(stub), "{} contains {stub}", f.display());
             }
         }
