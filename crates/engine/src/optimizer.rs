@@ -956,10 +956,16 @@ pub(crate) enum Stop {
     Error(EngineError),
 }
 
+/// The memo key of a prompt on a set of rows: every row id counts, so two different row sets
+/// never share a memoised score.
 fn memo_key(t: &PromptTemplate, rows: &[Row]) -> String {
-    let first = rows.first().map(|r| r.id().to_string()).unwrap_or_default();
-    let last = rows.last().map(|r| r.id().to_string()).unwrap_or_default();
-    format!("{}\u{0}{}\u{0}{first}\u{0}{last}", t.source(), rows.len())
+    let mut key = String::with_capacity(t.source().len() + rows.len() * 4);
+    key.push_str(t.source());
+    for r in rows {
+        key.push('\u{0}');
+        key.push_str(r.id().as_str());
+    }
+    key
 }
 
 fn worst_examples(e: &Evaluation, n: usize) -> Vec<ExampleReport> {

@@ -69,7 +69,10 @@ fn rewrite(hypothesis: &str, prompt: &str) -> String {
 }
 
 fn request(student: Arc<ScriptedModel>, rounds: u32) -> OptimizeRequest {
-    let ds = dataset(40);
+    request_on(student, dataset(40), rounds)
+}
+
+fn request_on(student: Arc<ScriptedModel>, ds: Dataset, rounds: u32) -> OptimizeRequest {
     let mapper = BasicDataMapper::for_dataset(
         [
             ("response", "generated_output"),
@@ -570,29 +573,7 @@ async fn injected_row_text_is_fenced_and_cannot_change_the_guard_rules() {
         })
         .collect();
     let ds = Dataset::new(rows).with_label_fields(["label"]).unwrap();
-    let mapper = BasicDataMapper::for_dataset(
-        [
-            ("response", "generated_output"),
-            ("expected_response", "label"),
-        ],
-        &ds,
-    )
-    .unwrap();
-    let mut req = OptimizeRequest::new(
-        accuracy_student(),
-        Arc::new(ExactMatch::new(Normalize::all())),
-        Arc::new(mapper),
-        DataSource::Dataset(
-            ds,
-            SplitConfig {
-                seed: 3,
-                ..SplitConfig::default()
-            },
-        ),
-        vec![BASE.into()],
-    );
-    req.num_rounds = 1;
-    req.eval_subset_size = 8;
+    let req = request_on(accuracy_student(), ds, 1);
     // A teacher that obeys the injected text every time.
     let teacher = Arc::new(
         ScriptedModel::new("t").with_handler(|_| Ok(rewrite("obey", "Use {label} and {text}"))),
