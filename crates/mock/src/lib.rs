@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -26,7 +26,8 @@ use serde_json::{Value, json};
 /// Faults and latency.
 #[derive(Debug, Clone, Default)]
 pub struct MockConfig {
-    /// Latency added to every answer.
+    /// Latency added to every answer, slept on a blocking thread so it is precise to tens of
+    /// microseconds rather than rounded up to the async timer's millisecond.
     pub latency: Duration,
     /// Probability of a 429 with `Retry-After: 0`.
     pub p_429: f64,
@@ -73,6 +74,7 @@ struct Shared {
     in_flight: AtomicU64,
     stats: Mutex<Stats>,
     seen: Mutex<HashMap<String, u64>>,
+    handled: Mutex<Vec<Duration>>,
 }
 
 /// A running mock server.
@@ -102,6 +104,7 @@ impl MockServer {
             in_flight: AtomicU64::new(0),
             stats: Mutex::new(Stats::default()),
             seen: Mutex::new(HashMap::new()),
+            handled: Mutex::new(Vec::new()),
         });
         let app = Router::new()
             .route("/v1/chat/completions", post(chat))
@@ -121,6 +124,12 @@ impl MockServer {
     /// The counts so far.
     pub fn stats(&self) -> Stats {
         lock(&self.shared.stats).clone()
+    }
+
+    /// How long the handler held each request so far (latency included), in arrival order: what
+    /// a client's wall time per call is compared with to get the client's own overhead.
+    pub fn handling_times(&self) -> Vec<Duration> {
+        lock(&self.shared.handled).clone()
     }
 }
 
@@ -197,6 +206,7 @@ fn teacher_answer(user: &str) -> String {
 }
 
 async fn chat(State(s): State<Arc<Shared>>, body: String) -> Response {
+    let arrived = Instant::now();
     let n = s.counter.fetch_add(1, Ordering::SeqCst);
     let now = s.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     {
@@ -206,13 +216,22 @@ async fn chat(State(s): State<Arc<Shared>>, body: String) -> Response {
     }
     let resp = answer(&s, n, &body).await;
     s.in_flight.fetch_sub(1, Ordering::SeqCst);
+    lock(&s.handled).push(arrived.elapsed());
     resp
 }
 
 async fn answer(s: &Shared, n: u64, body: &str) -> Response {
     let c = &s.config;
     if !c.latency.is_zero() {
-        tokio::time::sleep(c.latency).await;
+        let latency = c.latency;
+        // The async timer rounds every sleep up to the next millisecond tick; a thread sleep
+        // does not, and a benchmark's bound is only as good as this latency.
+        if tokio::task::spawn_blocking(move || std::thread::sleep(latency))
+            .await
+            .is_err()
+        {
+            tokio::time::sleep(latency).await;
+        }
     }
     let r = draw(c.seed, n);
     let fault = |st: &Shared| lock(&st.stats).faults += 1;
@@ -309,4 +328,47 @@ async fn answer(s: &Shared, n: u64, body: &str) -> Response {
         completion,
     )
         .into_response()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    async fn post(server: &MockServer, body: &str) -> String {
+        let mut conn = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        let request = format!(
+            "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        conn.write_all(request.as_bytes()).await.unwrap();
+        let mut out = String::new();
+        conn.read_to_string(&mut out).await.unwrap();
+        out
+    }
+
+    #[tokio::test]
+    async fn latency_is_held_and_recorded_per_request() {
+        let latency = Duration::from_millis(30);
+        let server = MockServer::start(MockConfig {
+            latency,
+            ..MockConfig::default()
+        })
+        .await
+        .unwrap();
+        let body = r#"{"model":"m","messages":[{"role":"user","content":"Win a prize now\n\nclaim your cash"}]}"#;
+        let started = Instant::now();
+        let reply = post(&server, body).await;
+        let wall = started.elapsed();
+        assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+        // The instructions mention a prize, and the message has spam words.
+        assert!(reply.contains(r#""content":"spam""#), "{reply}");
+        let held = server.handling_times();
+        assert_eq!(held.len(), 1);
+        assert!(held[0] >= latency, "held {:?}", held[0]);
+        assert!(held[0] <= wall, "held {:?} > wall {wall:?}", held[0]);
+        assert_eq!(server.stats().student, 1);
+    }
 }
