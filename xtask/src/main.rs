@@ -5,10 +5,14 @@
 //! - `demo [ARGS…]`: checks prerequisites, fetches the model, builds in release and runs
 //!   `metaprompt demo ARGS…`.
 //! - `fetch-model`: fetches the embedded SmolLM2 model into the cache.
+//! - `llama-reference`: builds llama.cpp's own `llama-bench` and `llama-batched-bench` from the
+//!   vendored sources and runs them on the embedded model, to compare with
+//!   `cargo bench -p metaprompt-llama`.
 //! - `prereqs`: checks (and as root on Debian/Ubuntu installs) cmake, libclang, python3+pip.
 
 mod codegen;
 mod prereqs;
+mod reference;
 mod release;
 mod tidy;
 
@@ -24,6 +28,7 @@ Commands:
   ci            the same as `test`
   demo [ARGS]   run `metaprompt demo` on the embedded model (set-up included)
   fetch-model   fetch the embedded SmolLM2 model into the cache
+  llama-reference  llama.cpp's own llama-bench and batched-bench on the embedded model
   prereqs       check (and install as root) cmake, libclang, python3 with pip
   codegen [--check]  regenerate (or check) docs/config.schema.json, docs/config-reference.md, docs/result.schema.json
   release --check  check that every publishable crate is ready
@@ -47,6 +52,7 @@ fn run() -> Result<()> {
         "test" | "ci" => test(),
         "demo" => demo(&rest),
         "fetch-model" => fetch_model(),
+        "llama-reference" => reference::run(),
         "prereqs" => prereqs::ensure(),
         "codegen" if rest.iter().any(|a| a == "--check") => {
             let stale = codegen::stale(&root()?, &codegen::generate()?);
@@ -71,7 +77,7 @@ fn run() -> Result<()> {
 }
 
 /// The repository root.
-fn root() -> Result<std::path::PathBuf> {
+pub(crate) fn root() -> Result<std::path::PathBuf> {
     let here = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     here.parent()
         .map(std::path::Path::to_path_buf)
@@ -91,11 +97,11 @@ pub(crate) fn sh(program: &str, args: &[&str]) -> Result<()> {
     Ok(())
 }
 
-fn cargo() -> String {
+pub(crate) fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
 }
 
-fn fetch_model() -> Result<()> {
+pub(crate) fn fetch_model() -> Result<()> {
     sh(
         &cargo(),
         &[

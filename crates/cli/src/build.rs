@@ -113,6 +113,17 @@ impl ModelPool {
                 })
             }
             Provider::Llama => {
+                for (key, value) in [
+                    ("parallel", section.parallel),
+                    ("workers", section.workers),
+                    ("threads", section.threads.map(|t| t.max(0) as usize)),
+                ] {
+                    if value == Some(0) {
+                        bail!(
+                            "[{what}]: `{key}` must be at least 1 (leave it out for the default)"
+                        );
+                    }
+                }
                 let explicit = section.model_path.as_ref().map(|p| loaded.resolve(p));
                 let path = ModelLocator::from_env(explicit)
                     .resolve()
@@ -126,6 +137,8 @@ impl ModelPool {
                     None => {
                         let cfg = LlamaConfig {
                             n_parallel: section.parallel.unwrap_or(4),
+                            workers: section.workers,
+                            n_threads: section.threads,
                             ctx_per_seq: section.context.unwrap_or(4096),
                             ..LlamaConfig::default()
                         };

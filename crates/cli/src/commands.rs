@@ -200,7 +200,9 @@ pub(crate) async fn demo(
         &path,
         LlamaConfig {
             n_parallel: 4,
-            ctx_per_seq: 2048,
+            // The teacher's prompt (task, current prompt, annotated examples) can pass 2,000
+            // tokens; 4,096 per sequence keeps every round's rewrite within the context.
+            ctx_per_seq: 4096,
             ..LlamaConfig::default()
         },
     )

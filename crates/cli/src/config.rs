@@ -163,9 +163,17 @@ pub(crate) struct ModelSection {
     /// Context per sequence in tokens (llama).
     #[serde(default)]
     pub(crate) context: Option<u32>,
-    /// Sequences decoded together (llama).
+    /// Requests served at once, over all workers (llama; default 4).
     #[serde(default)]
     pub(crate) parallel: Option<usize>,
+    /// Contexts decoding side by side, each on its own threads (llama; default 1). A request
+    /// alone is fastest with one worker; many requests at once on a small model get more
+    /// tokens/s in aggregate from one worker per core with `parallel` equal to `workers`.
+    #[serde(default)]
+    pub(crate) workers: Option<usize>,
+    /// CPU threads per worker (llama; default: the cores divided among the workers).
+    #[serde(default)]
+    pub(crate) threads: Option<i32>,
 }
 
 impl std::fmt::Debug for ModelSection {

@@ -298,6 +298,26 @@ async fn prompt_reading_a_label_is_a_usage_error() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zero_llama_workers_is_a_usage_error() {
+    expect_usage_error(
+        "",
+        PROMPT,
+        |s| {
+            let start = s.find("[student]").unwrap();
+            let end = s.find("[teacher]").unwrap();
+            format!(
+                "{}[student]\nprovider = \"llama\"\nworkers = 0\n\n{}",
+                &s[..start],
+                &s[end..]
+            )
+        },
+        true,
+        "[student]: `workers` must be at least 1",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_api_key_variable_is_a_usage_error() {
     expect_usage_error(
         "",

@@ -158,3 +158,77 @@ async fn four_concurrent_requests_all_succeed() {
         assert!(t.text.starts_with(&prefix), "{s:?} vs {:?}", t.text);
     }
 }
+
+#[tokio::test]
+async fn workers_share_the_model_and_answer_alike() {
+    let path = ModelLocator::from_env(None).find().unwrap().unwrap();
+    let m = LlamaChat::load(
+        path,
+        LlamaConfig {
+            n_parallel: 2,
+            workers: Some(2),
+            n_threads: Some(1),
+            ctx_per_seq: 512,
+            ..LlamaConfig::default()
+        },
+    )
+    .unwrap();
+    let info = m.info();
+    assert_eq!(
+        (info.workers, info.seqs_per_worker, info.threads_per_worker),
+        (2, 1, 1)
+    );
+    // Two at once: one per worker, each alone in its context, so the greedy answers are
+    // bit-for-bit the same, and the same as a later call on its own.
+    let prompt = "Name three colors.";
+    let (a, b) = tokio::join!(
+        m.complete(greedy(prompt, 20)),
+        m.complete(greedy(prompt, 20))
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert!(!a.text.trim().is_empty());
+    assert_eq!(a.text, b.text);
+    assert_eq!(m.complete(greedy(prompt, 20)).await.unwrap().text, a.text);
+    // Four at once on two one-sequence workers: two wait in the queues, all are answered.
+    let four =
+        futures::future::join_all((0..4).map(|i| m.complete(greedy(&format!("Count to {i}."), 8))))
+            .await;
+    assert!(four.iter().all(Result::is_ok), "{four:?}");
+    assert_eq!(m.usage().0, 7);
+}
+
+#[tokio::test]
+async fn a_dropped_request_frees_its_worker() {
+    let path = ModelLocator::from_env(None).find().unwrap().unwrap();
+    let m = LlamaChat::load(
+        path,
+        LlamaConfig {
+            n_parallel: 1,
+            ctx_per_seq: 512,
+            ..LlamaConfig::default()
+        },
+    )
+    .unwrap();
+    // A long generation (2,000 tokens: seconds of decoding) abandoned after a moment, as a
+    // cancelled run or a timeout does…
+    let long = m.complete(greedy("Write a very long story about the sea.", 2000));
+    let abandoned = tokio::time::timeout(std::time::Duration::from_millis(300), long).await;
+    assert!(
+        abandoned.is_err(),
+        "the long request finished within 300 ms"
+    );
+    // …is dropped by the worker at its next decode step, not after 2,000 tokens.
+    let mut waited = 0;
+    while m.in_flight() > 0 {
+        assert!(
+            waited < 100,
+            "the worker still holds the abandoned request after 1 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        waited += 1;
+    }
+    // The only sequence serves the next request; the abandoned one never counts as a call.
+    let next = m.complete(greedy("Say hello.", 4)).await.unwrap();
+    assert!(next.usage.output_tokens > 0);
+    assert_eq!(m.usage().0, 1);
+}
