@@ -2,12 +2,12 @@
 //! A whole optimization (5 rounds × 40 minibatch rows, val 40, test 40) against a local
 //! OpenAI-compatible mock with 100 ms latency at concurrency 16. Prints wall time, calls by
 //! kind, the critical-path bound (sequential steps × ceil(calls / concurrency) × latency) and
-//! the framework's CPU time (the mock runs on its own thread, whose CPU time is excluded).
+//! the framework's CPU time (the mock runs on its own threads, whose CPU time is excluded).
 //!
 //! `cargo bench -p metaprompt --bench optimize`
 
 use std::sync::Arc;
-use std::sync::mpsc::{Sender, TryRecvError, channel};
+use std::sync::mpsc::channel;
 use std::time::{Duration, Instant};
 
 use metaprompt::core::Row;
@@ -17,67 +17,62 @@ use metaprompt::evals::{ExactMatch, Normalize};
 use metaprompt::openai::OpenAiChat;
 use metaprompt_mock::{MockConfig, MockServer};
 
-/// CPU seconds from `schedstat` (nanosecond resolution): of one thread, or summed over all.
-fn cpu_of(path: &str) -> f64 {
-    let read = |p: &std::path::Path| -> f64 {
-        std::fs::read_to_string(p)
+/// CPU seconds from `schedstat` (nanosecond resolution) summed over this process's threads:
+/// (the framework's, the mock's). The mock's threads are those named `mock…`.
+fn cpu_split() -> (f64, f64) {
+    let mut split = (0.0, 0.0);
+    for task in std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let cpu = std::fs::read_to_string(task.path().join("schedstat"))
             .ok()
             .and_then(|t| t.split_whitespace().next()?.parse::<f64>().ok())
             .unwrap_or(0.0)
-            / 1e9
-    };
-    if path == "/proc/self/stat" {
-        std::fs::read_dir("/proc/self/task")
-            .map(|d| d.flatten().map(|e| read(&e.path().join("schedstat"))).sum())
-            .unwrap_or(0.0)
-    } else {
-        read(std::path::Path::new("/proc/thread-self/schedstat"))
+            / 1e9;
+        let name = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if name.starts_with("mock") {
+            split.1 += cpu;
+        } else {
+            split.0 += cpu;
+        }
     }
+    split
 }
 
-/// The mock on its own thread and runtime; answers requests for its thread's CPU seconds.
-fn mock_thread(latency: Duration) -> (String, Sender<Sender<f64>>) {
+/// The mock on its own threads (its runtime's and the blocking threads that hold each
+/// request for the latency), all named `mock…`.
+fn mock_thread(latency: Duration) -> String {
     let (url_tx, url_rx) = channel();
-    let (ask_tx, ask_rx) = channel::<Sender<f64>>();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let server = MockServer::start(MockConfig {
-                latency,
-                ..MockConfig::default()
-            })
-            .await
-            .unwrap();
-            url_tx.send(server.base_url()).unwrap();
-            loop {
-                match ask_rx.try_recv() {
-                    Ok(reply) => {
-                        let _ = reply.send(cpu_of("/proc/thread-self/stat"));
-                    }
-                    Err(TryRecvError::Disconnected) => break,
-                    Err(TryRecvError::Empty) => {}
-                }
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        });
-    });
-    (url_rx.recv().unwrap(), ask_tx)
-}
-
-fn mock_cpu(ask: &Sender<Sender<f64>>) -> f64 {
-    let (tx, rx) = channel();
-    ask.send(tx).unwrap();
-    rx.recv().unwrap()
+    std::thread::Builder::new()
+        .name("mock".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .thread_name("mock-blocking")
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let server = MockServer::start(MockConfig {
+                    latency,
+                    ..MockConfig::default()
+                })
+                .await
+                .unwrap();
+                url_tx.send(server.base_url()).unwrap();
+                std::future::pending::<()>().await;
+            });
+        })
+        .unwrap();
+    url_rx.recv().unwrap()
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let latency = Duration::from_millis(100);
     let conc = 16usize;
-    let (base_url, mock) = mock_thread(latency);
+    let base_url = mock_thread(latency);
     let model = |name: &str| {
         Arc::new(
             OpenAiChat::builder(name)
@@ -137,12 +132,12 @@ async fn main() {
         .teacher(model("teacher"))
         .build()
         .unwrap();
-    let (cpu0, mock0) = (cpu_of("/proc/self/stat"), mock_cpu(&mock));
+    let (cpu0, mock0) = cpu_split();
     let start = Instant::now();
     let res = opt.optimize(req).await.unwrap();
     let wall = start.elapsed().as_secs_f64();
-    let mock_used = mock_cpu(&mock) - mock0;
-    let cpu = cpu_of("/proc/self/stat") - cpu0 - mock_used;
+    let (cpu1, mock1) = cpu_split();
+    let (cpu, mock_used) = (cpu1 - cpu0, mock1 - mock0);
     let steps = |calls: usize| calls.div_ceil(conc) as f64;
     let (val, test) = (res.splits.1, res.splits.2);
     let mut bound_steps = steps(val); // baseline
