@@ -10,7 +10,7 @@ use serde_json::Value;
 fn schema(result: bool) -> Result<Value> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.args(["run", "--quiet", "-p", "metaprompt-cli", "--", "schema"]);
+    cmd.args(crate::METAPROMPT).arg("schema");
     if result {
         cmd.arg("--result");
     }

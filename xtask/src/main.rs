@@ -101,19 +101,11 @@ pub(crate) fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
 }
 
+/// `cargo` arguments that run the `metaprompt` command (debug build); its own arguments follow.
+pub(crate) const METAPROMPT: [&str; 5] = ["run", "--quiet", "-p", "metaprompt-cli", "--"];
+
 pub(crate) fn fetch_model() -> Result<()> {
-    sh(
-        &cargo(),
-        &[
-            "run",
-            "--quiet",
-            "-p",
-            "metaprompt-cli",
-            "--",
-            "model",
-            "fetch",
-        ],
-    )
+    sh(&cargo(), &[&METAPROMPT[..], &["model", "fetch"]].concat())
 }
 
 fn test() -> Result<()> {

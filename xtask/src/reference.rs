@@ -188,15 +188,8 @@ fn build(work: &Path) -> Result<PathBuf> {
 fn model_path() -> Result<String> {
     crate::fetch_model()?;
     let out = Command::new(cargo())
-        .args([
-            "run",
-            "--quiet",
-            "-p",
-            "metaprompt-cli",
-            "--",
-            "model",
-            "path",
-        ])
+        .args(crate::METAPROMPT)
+        .args(["model", "path"])
         .output()
         .context("cannot run `metaprompt model path`")?;
     if !out.status.success() {

@@ -7,7 +7,6 @@
 //! `cargo bench -p metaprompt --bench optimize`
 
 use std::sync::Arc;
-use std::sync::mpsc::channel;
 use std::time::{Duration, Instant};
 
 use metaprompt::core::Row;
@@ -41,38 +40,16 @@ fn cpu_split() -> (f64, f64) {
     split
 }
 
-/// The mock on its own threads (its runtime's and the blocking threads that hold each
-/// request for the latency), all named `mock…`.
-fn mock_thread(latency: Duration) -> String {
-    let (url_tx, url_rx) = channel();
-    std::thread::Builder::new()
-        .name("mock".into())
-        .spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .thread_name("mock-blocking")
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let server = MockServer::start(MockConfig {
-                    latency,
-                    ..MockConfig::default()
-                })
-                .await
-                .unwrap();
-                url_tx.send(server.base_url()).unwrap();
-                std::future::pending::<()>().await;
-            });
-        })
-        .unwrap();
-    url_rx.recv().unwrap()
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let latency = Duration::from_millis(100);
     let conc = 16usize;
-    let base_url = mock_thread(latency);
+    let base_url = MockServer::spawn(MockConfig {
+        latency,
+        ..MockConfig::default()
+    })
+    .unwrap()
+    .base_url();
     let model = |name: &str| {
         Arc::new(
             OpenAiChat::builder(name)

@@ -91,6 +91,43 @@ impl MockServer {
         MockServer::serve(listener, config)
     }
 
+    /// Starts a server on its own thread and tokio runtime, so that a benchmark's
+    /// measurements of its client are the client's alone. Every thread of the mock (its
+    /// runtime's and the blocking threads that hold requests for the latency) is named
+    /// `mock…`, so CPU time can be told apart per thread. The server runs until the process
+    /// ends.
+    pub fn spawn(config: MockConfig) -> std::io::Result<Arc<MockServer>> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("mock".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .thread_name("mock-blocking")
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    match MockServer::start(config).await {
+                        Ok(server) => {
+                            let _ = tx.send(Ok(Arc::new(server)));
+                            std::future::pending::<()>().await;
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                        }
+                    }
+                });
+            })?;
+        rx.recv()
+            .map_err(|_| std::io::Error::other("the mock's thread stopped while starting"))?
+    }
+
     /// Serves on a bound listener.
     pub fn serve(
         listener: tokio::net::TcpListener,

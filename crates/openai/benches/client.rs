@@ -6,8 +6,6 @@
 //!
 //! `cargo bench -p metaprompt-openai`
 
-use std::sync::Arc;
-use std::sync::mpsc::channel;
 use std::time::{Duration, Instant};
 
 use metaprompt_core::{ChatModel, ChatRequest};
@@ -24,28 +22,6 @@ fn peak_rss_mb() -> f64 {
         / 1024.0
 }
 
-/// The mock on its own thread and runtime; the handle reads its counts and handling times.
-fn mock_thread(latency: Duration) -> Arc<MockServer> {
-    let (tx, rx) = channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let server = MockServer::start(MockConfig {
-                latency,
-                ..MockConfig::default()
-            })
-            .await
-            .unwrap();
-            tx.send(Arc::new(server)).unwrap();
-            std::future::pending::<()>().await;
-        });
-    });
-    rx.recv().unwrap()
-}
-
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -54,7 +30,11 @@ fn ms(d: Duration) -> f64 {
 async fn main() {
     let latency = Duration::from_millis(20);
     let (n, conc) = (2000usize, 64usize);
-    let server = mock_thread(latency);
+    let server = MockServer::spawn(MockConfig {
+        latency,
+        ..MockConfig::default()
+    })
+    .unwrap();
     let client = OpenAiChat::builder("gpt-4o-mini")
         .base_url(server.base_url())
         .api_key("k")
