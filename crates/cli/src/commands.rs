@@ -60,6 +60,12 @@ pub(crate) async fn optimize(a: OptimizeArgs) -> Result<u8, Failure> {
         }
         return Ok(0);
     }
+    // The data's warnings (few rows, an empty split) before anything is spent.
+    if let Ok(plan) = optimizer.dry_run(&built.request) {
+        for w in &plan.warnings {
+            eprintln!("warning: {w}");
+        }
+    }
     let name = loaded.name();
     let dir = match (&a.out, &loaded.config.output.dir) {
         (Some(o), _) => o.clone(),

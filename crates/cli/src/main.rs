@@ -153,9 +153,16 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,llama_cpp_2=off")),
+                // The split warnings are printed by the commands themselves.
+                .unwrap_or_else(|_| {
+                    tracing_subscriber::EnvFilter::new(
+                        "warn,llama_cpp_2=off,metaprompt_data::split=error",
+                    )
+                }),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only on a terminal, never in a file or a pipe.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -221,12 +228,57 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(Failure::Usage(e)) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", render(&e));
             ExitCode::from(2)
         }
         Err(Failure::Runtime(e)) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", render(&e));
             ExitCode::from(1)
         }
+    }
+}
+
+/// An error and its causes on one line, each cause once: many errors already quote their
+/// cause in their own message (`cannot read x: No such file`), and printing the chain again
+/// would say it twice.
+fn render(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::render;
+
+    #[test]
+    fn each_cause_is_printed_once() {
+        // A loader error quotes its OS error and also carries it as its source.
+        let missing = std::env::temp_dir().join("metaprompt-no-such-file.jsonl");
+        let e = metaprompt::data::load(&missing, &metaprompt::data::LoadOptions::default())
+            .map(|_| ())
+            .map_err(anyhow::Error::new)
+            .unwrap_err()
+            .context("[dataset]");
+        let text = render(&e);
+        assert!(text.starts_with("[dataset]: cannot read "), "{text}");
+        assert_eq!(text.matches("(os error 2)").count(), 1, "{text}");
+        // Distinct causes are all kept, in order.
+        let e = anyhow::anyhow!("connection refused")
+            .context("teacher call failed")
+            .context("round 2");
+        assert_eq!(
+            render(&e),
+            "round 2: teacher call failed: connection refused"
+        );
     }
 }
