@@ -283,16 +283,22 @@ impl ChatModel for LlamaChat {
     async fn complete(&self, request: ChatRequest) -> Result<ChatResponse, ModelError> {
         let (tx, rx) = oneshot::channel();
         // The least-loaded worker; the first on a tie, so one request alone always lands on
-        // the same context.
-        let lane = self
-            .lanes
-            .iter()
-            .min_by_key(|l| l.load.load(Ordering::SeqCst))
-            .ok_or_else(|| ModelError::Other("the model has no worker".into()))?;
-        lane.load.fetch_add(1, Ordering::SeqCst);
-        if lane.jobs.send(Job { request, reply: tx }).is_err() {
-            lane.load.fetch_sub(1, Ordering::SeqCst);
-            return Err(ModelError::Other("the llama.cpp worker has stopped".into()));
+        // the same context. A worker that has stopped (its thread died) is passed over.
+        let mut order: Vec<&Lane> = self.lanes.iter().collect();
+        order.sort_by_key(|l| l.load.load(Ordering::SeqCst));
+        let mut job = Some(Job { request, reply: tx });
+        for lane in order {
+            let Some(j) = job.take() else { break };
+            lane.load.fetch_add(1, Ordering::SeqCst);
+            if let Err(std::sync::mpsc::SendError(j)) = lane.jobs.send(j) {
+                lane.load.fetch_sub(1, Ordering::SeqCst);
+                job = Some(j);
+            }
+        }
+        if job.is_some() {
+            return Err(ModelError::Other(
+                "every llama.cpp worker has stopped; load the model again".into(),
+            ));
         }
         let response = rx
             .await
