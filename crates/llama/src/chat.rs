@@ -2,13 +2,13 @@
 //! thread owning one llama.cpp context; it batches its sequences into each decode. All workers
 //! share the loaded weights.
 //!
-//! Why a pool of contexts rather than one context batching everything: on a CPU the decode of
-//! a small quantised model is compute-bound in the per-row dot products, so batching more
-//! sequences into one decode saves little (llama.cpp's own `llama-batched-bench` shows 1.3-1.4x
-//! for 4 sequences on 2 cores), while two contexts with one thread each run side by side at
-//! nearly twice the aggregate rate. Contexts are created one after another at load time
-//! (creating them concurrently is not safe). The async side never blocks: a request is a
-//! message to the least-loaded worker and a oneshot reply.
+//! The default is one worker on every core, fastest for a request on its own. Why a pool can be
+//! asked for: on a CPU the decode of a small quantised model is compute-bound in the per-row
+//! dot products, so batching more sequences into one decode saves little (llama.cpp's own
+//! `llama-batched-bench` shows 1.3-1.5x for 4 sequences on 2 cores), while two contexts with
+//! one thread each run side by side at nearly twice the aggregate rate. Contexts are created
+//! one after another at load time (creating them concurrently is not safe). The async side
+//! never blocks: a request is a message to the least-loaded worker and a oneshot reply.
 
 use std::collections::VecDeque;
 use std::num::NonZeroU32;
@@ -44,7 +44,7 @@ pub struct LlamaConfig {
     /// teacher call is. When many requests run at once (a large student evaluation against a
     /// remote teacher), one worker per core with one sequence each gives more tokens/s in
     /// aggregate for a small model: on 2 cores with the embedded model, 2 workers of 1 thread
-    /// generate 2.0x one stream, where one context batching 4 sequences reaches 1.4x (the
+    /// generate 1.9-2.0x one stream, where one context batching 4 sequences reaches 1.3-1.5x (the
     /// per-row dot products dominate and batching shares little). For a large, memory-bound
     /// model keep one worker and raise `n_parallel`: batching then shares each weight read.
     pub workers: Option<usize>,
