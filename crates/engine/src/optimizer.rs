@@ -577,44 +577,30 @@ impl MetaPromptOptimizer {
             .cloned()
             .reduce(|a, b| if b.val_score > a.val_score { b } else { a })
             .ok_or(EngineError::NoInitialPrompts)?;
-        let mut test_score = None;
-        let mut test_ci = None;
-        let mut initial_test = None;
-        let mut initial_ci = None;
+        // The best prompt and the best initial prompt on test (the memo scores a prompt once
+        // when they are the same).
+        let mut on_test = [(None, None), (None, None)];
         if !p.splits.test.is_empty() && stop != StopReason::Interrupted {
-            if let Ok(e) = self
-                .score(
-                    &scorer,
-                    &best_t,
-                    &p.splits.test,
-                    Phase::Test,
-                    &meter,
-                    &mut memo,
-                    cfg,
-                )
-                .await
-            {
-                test_score = Some(e.mean);
-                test_ci = ci95(&e.scores(), seed);
-            }
             let init_t = PromptTemplate::parse(&initial_best.prompt)
                 .map_err(|error| EngineError::InvalidPrompt { index: 0, error })?;
-            if let Ok(e) = self
-                .score(
-                    &scorer,
-                    &init_t,
-                    &p.splits.test,
-                    Phase::Test,
-                    &meter,
-                    &mut memo,
-                    cfg,
-                )
-                .await
-            {
-                initial_test = Some(e.mean);
-                initial_ci = ci95(&e.scores(), seed);
+            for (slot, t) in on_test.iter_mut().zip([&best_t, &init_t]) {
+                if let Ok(e) = self
+                    .score(
+                        &scorer,
+                        t,
+                        &p.splits.test,
+                        Phase::Test,
+                        &meter,
+                        &mut memo,
+                        cfg,
+                    )
+                    .await
+                {
+                    *slot = (Some(e.mean), ci95(&e.scores(), seed));
+                }
             }
         }
+        let [(test_score, test_ci), (initial_test, initial_ci)] = on_test;
         let worst = memo
             .get(&memo_key(&best_t, &p.splits.val))
             .map(|e| worst_examples(e, 5))
