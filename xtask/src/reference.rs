@@ -49,6 +49,13 @@ fn vendored_llama_cpp() -> Result<PathBuf> {
     Ok(dir)
 }
 
+/// The machine's cores, as a command-line argument.
+fn cores() -> String {
+    std::thread::available_parallelism()
+        .map_or(2, std::num::NonZeroUsize::get)
+        .to_string()
+}
+
 fn target_dir() -> Result<PathBuf> {
     Ok(match std::env::var_os("CARGO_TARGET_DIR") {
         Some(d) => PathBuf::from(d),
@@ -166,9 +173,7 @@ fn build(work: &Path) -> Result<PathBuf> {
     );
     let configure: Vec<&str> = configure.iter().map(String::as_str).collect();
     sh("cmake", &configure)?;
-    let jobs = std::thread::available_parallelism()
-        .map_or(2, std::num::NonZeroUsize::get)
-        .to_string();
+    let jobs = cores();
     sh(
         "cmake",
         &[
@@ -206,9 +211,7 @@ pub(crate) fn run() -> Result<()> {
     let model = model_path()?;
     let work = target_dir()?.join("llama-reference");
     let bin = build(&work)?;
-    let cores = std::thread::available_parallelism()
-        .map_or(2, std::num::NonZeroUsize::get)
-        .to_string();
+    let cores = cores();
     let bench = bin.join("llama-bench").to_string_lossy().into_owned();
     let batched = bin
         .join("llama-batched-bench")

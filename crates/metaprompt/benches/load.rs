@@ -13,17 +13,7 @@ use metaprompt::engine::{DataSource, MetaPromptOptimizer, OptimizeRequest};
 use metaprompt::evals::{ExactMatch, Normalize};
 use metaprompt::openai::OpenAiChat;
 use metaprompt::store::SqliteStore;
-use metaprompt_mock::{MockConfig, MockServer};
-
-fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        .unwrap_or(0.0)
-        / 1024.0
-}
+use metaprompt_mock::{MockConfig, MockServer, peak_rss_mb};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {

@@ -9,18 +9,8 @@
 use std::time::{Duration, Instant};
 
 use metaprompt_core::{ChatModel, ChatRequest};
-use metaprompt_mock::{MockConfig, MockServer};
+use metaprompt_mock::{MockConfig, MockServer, peak_rss_mb};
 use metaprompt_openai::OpenAiChat;
-
-fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        .unwrap_or(0.0)
-        / 1024.0
-}
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
