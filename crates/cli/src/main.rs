@@ -5,6 +5,7 @@ mod build;
 mod commands;
 mod config;
 mod model_cmd;
+mod models;
 mod progress;
 mod report;
 mod run;
@@ -73,9 +74,9 @@ enum Command {
         /// The run directory (default runs/<timestamp>-demo).
         #[arg(long)]
         out: Option<PathBuf>,
-        /// Rounds.
-        #[arg(long, default_value_t = 3)]
-        rounds: u32,
+        /// Rounds (default: the bundled config's, 3).
+        #[arg(long)]
+        rounds: Option<u32>,
         /// Use this GGUF file instead of the embedded model.
         #[arg(long)]
         model: Option<PathBuf>,
@@ -135,6 +136,15 @@ pub(crate) enum Failure {
 impl From<anyhow::Error> for Failure {
     fn from(e: anyhow::Error) -> Self {
         Failure::Runtime(e)
+    }
+}
+
+/// The exit-code class of an engine error, decided in one place.
+pub(crate) fn engine_failure(e: metaprompt::engine::EngineError) -> Failure {
+    if e.is_usage() {
+        Failure::Usage(anyhow::Error::new(e))
+    } else {
+        Failure::Runtime(anyhow::Error::new(e))
     }
 }
 

@@ -96,6 +96,7 @@ impl EventSink for Progress {
             )),
             RunEvent::RoundStarted { round } => {
                 if let Some((_, r, _)) = &self.bars {
+                    r.set_position(u64::from(round.saturating_sub(1)));
                     r.set_message(format!("round {round}: evaluating"));
                 }
             }
@@ -110,19 +111,29 @@ impl EventSink for Progress {
             }
             RunEvent::RoundFinished { record } => {
                 if let Some((_, r, _)) = &self.bars {
-                    r.inc(1);
+                    r.set_position(u64::from(record.round));
                 }
                 let verdict = if record.accepted {
-                    "accepted"
+                    "new best"
                 } else if record.failed {
                     "failed"
+                } else if record.pooled {
+                    "pooled"
                 } else {
                     "rejected"
                 };
                 let f = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.3}"));
+                let label = if record.child > 0 {
+                    format!("{}.{}", record.round, record.child + 1)
+                } else {
+                    record.round.to_string()
+                };
+                let kind = serde_json::to_value(record.mutation)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default();
                 self.line(format!(
-                    "round {}: {verdict} — minibatch {} vs {}, val {} — {}",
-                    record.round,
+                    "round {label} ({kind}): {verdict} — minibatch {} vs {}, val {} — {}",
                     f(record.minibatch_score),
                     f(record.parent_minibatch_score),
                     f(record.val_score),

@@ -7,11 +7,11 @@ use std::sync::Arc;
 use anyhow::{Context, anyhow};
 use metaprompt::core::run::StopReason;
 use metaprompt::core::{Checkpointer, EventSink};
-use metaprompt::engine::{CancelFlag, EngineError, MetaPromptOptimizer, OptimizeRequest};
+use metaprompt::engine::{CancelFlag, Checked, MetaPromptOptimizer};
 use metaprompt::store::{RunStatus, SqliteStore};
 
 use crate::progress::{Fanout, Progress};
-use crate::{Failure, UsageExt, report};
+use crate::{Failure, UsageExt, engine_failure, report};
 
 /// Where and how a run executes.
 pub(crate) struct RunPlan {
@@ -20,6 +20,7 @@ pub(crate) struct RunPlan {
     pub(crate) run_id: String,
     pub(crate) resume: bool,
     pub(crate) json: bool,
+    /// The config with its secret-bearing values redacted: what the run directory keeps.
     pub(crate) config_text: String,
     pub(crate) secrets: Vec<String>,
 }
@@ -28,22 +29,11 @@ fn hash(text: &str) -> String {
     metaprompt::store::prompt_hash(text)
 }
 
-fn classify(e: EngineError) -> Failure {
-    match e {
-        EngineError::InvalidPrompt { .. }
-        | EngineError::LabelInPrompt { .. }
-        | EngineError::Data(_)
-        | EngineError::NoInitialPrompts => Failure::Usage(anyhow!(e)),
-        other => Failure::Runtime(anyhow!(other)),
-    }
-}
-
 /// Runs (or resumes) an optimization; returns the exit code (0, or 130 when interrupted).
 pub(crate) async fn execute(
-    mut request: OptimizeRequest,
+    mut checked: Checked,
     teacher: Arc<dyn metaprompt::core::ChatModel>,
     plan: RunPlan,
-    judge_calls: impl Fn() -> u64,
 ) -> Result<u8, Failure> {
     std::fs::create_dir_all(&plan.dir)
         .with_context(|| format!("cannot create the run directory {}", plan.dir.display()))
@@ -58,7 +48,7 @@ pub(crate) async fn execute(
         match cp {
             Some(cp) => {
                 eprintln!("resuming run {} after round {}", plan.run_id, cp.round);
-                request.resume = Some(cp);
+                checked.resume_from(Some(cp));
             }
             // Killed before the first checkpoint: start over; every call already paid for is
             // in the cache and is not paid again.
@@ -68,7 +58,7 @@ pub(crate) async fn execute(
             ),
         }
     }
-    request.run_id = Some(plan.run_id.clone());
+    checked.set_run_id(plan.run_id.clone());
     std::fs::write(plan.dir.join("config.toml"), &plan.config_text)
         .context("cannot write config.toml")
         .map_err(Failure::Runtime)?;
@@ -91,7 +81,10 @@ pub(crate) async fn execute(
             flag.cancel();
         }
     });
-    let progress = Arc::new(Progress::new(request.num_rounds, plan.json));
+    let progress = Arc::new(Progress::new(
+        checked.request().config.num_rounds,
+        plan.json,
+    ));
     let sinks: Vec<Arc<dyn EventSink>> =
         vec![progress.clone(), Arc::new(store.recorder(&plan.run_id))];
     let optimizer = MetaPromptOptimizer::builder()
@@ -102,7 +95,7 @@ pub(crate) async fn execute(
         .cancel_flag(cancel)
         .build()
         .map_err(|e| Failure::Runtime(anyhow!(e)))?;
-    let outcome = optimizer.optimize(request).await;
+    let outcome = optimizer.optimize_checked(&checked).await;
     progress.finish();
     let result = match outcome {
         Ok(r) => r,
@@ -110,11 +103,10 @@ pub(crate) async fn execute(
             let _ = store
                 .finish_run(&plan.run_id, RunStatus::Failed, Some("error"), None)
                 .await;
-            return Err(classify(e));
+            let _ = store.flush().await;
+            return Err(engine_failure(e));
         }
     };
-    let mut result = result;
-    result.usage.judge_calls = judge_calls();
     let doc = report::result_json(&result);
     report::write_all(&plan.dir, &doc).map_err(Failure::Runtime)?;
     let interrupted = result.stop_reason == StopReason::Interrupted;

@@ -6,13 +6,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::Usage;
 
-/// Prices of a model in US dollars per million tokens.
+/// Prices of a model in US dollars per million tokens (and per call, for services billed by
+/// the call such as hosted evaluators).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Price {
     /// USD per 1M input tokens.
     pub input_per_mtok: f64,
     /// USD per 1M output tokens.
     pub output_per_mtok: f64,
+    /// USD per call, on top of the token prices.
+    #[serde(default)]
+    pub per_call: f64,
 }
 
 impl Price {
@@ -28,6 +32,21 @@ impl Price {
         (usage.input_tokens as f64 * self.input_per_mtok
             + usage.output_tokens as f64 * self.output_per_mtok)
             / 1_000_000.0
+    }
+
+    /// The cost of one call that used `usage`: the token cost plus the per-call price.
+    pub fn call_cost(&self, usage: Usage) -> f64 {
+        self.cost(usage) + self.per_call
+    }
+
+    /// Half of every price: what provider batch engines charge (OpenAI and Azure Batch,
+    /// Anthropic Message Batches).
+    pub fn halved(&self) -> Price {
+        Price {
+            input_per_mtok: self.input_per_mtok / 2.0,
+            output_per_mtok: self.output_per_mtok / 2.0,
+            per_call: self.per_call / 2.0,
+        }
     }
 }
 
@@ -57,6 +76,17 @@ pub enum BudgetKind {
     Cost,
     /// `max_duration`.
     Duration,
+}
+
+impl std::fmt::Display for BudgetKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BudgetKind::Calls => "max_llm_calls",
+            BudgetKind::Tokens => "max_tokens",
+            BudgetKind::Cost => "max_cost_usd",
+            BudgetKind::Duration => "max_duration",
+        })
+    }
 }
 
 /// Limits on a run. `None` means unlimited.

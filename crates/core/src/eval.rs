@@ -3,7 +3,12 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::model::ChatModel;
 use crate::row::EvalInput;
+
+/// A layer put around each model an evaluator calls (see [`Evaluator::with_model_layer`]).
+pub type ModelLayer<'a> =
+    dyn Fn(std::sync::Arc<dyn ChatModel>) -> std::sync::Arc<dyn ChatModel> + Send + Sync + 'a;
 
 /// The prefix every error reason starts with, so a reader (or the teacher) tells a failed
 /// evaluation from a low score.
@@ -87,6 +92,19 @@ pub trait Evaluator: Send + Sync {
 
     /// Scores every input.
     async fn evaluate(&self, inputs: &[EvalInput]) -> Vec<EvalResult>;
+
+    /// The same evaluator with `layer` around every model it calls, or `None` when it calls
+    /// no model. The optimizer uses this so that judge calls are cached, metered and budgeted
+    /// like every other call; an evaluator that calls a model should implement it.
+    fn with_model_layer(&self, _layer: &ModelLayer<'_>) -> Option<std::sync::Arc<dyn Evaluator>> {
+        None
+    }
+
+    /// Model calls made per item scored when nothing fails (0 for a local metric, 1 for an
+    /// LLM judge), for projecting a run's calls before it starts.
+    fn model_calls_per_item(&self) -> u32 {
+        0
+    }
 }
 
 #[async_trait]
@@ -96,6 +114,12 @@ impl<T: Evaluator + ?Sized> Evaluator for std::sync::Arc<T> {
     }
     async fn evaluate(&self, inputs: &[EvalInput]) -> Vec<EvalResult> {
         (**self).evaluate(inputs).await
+    }
+    fn with_model_layer(&self, layer: &ModelLayer<'_>) -> Option<std::sync::Arc<dyn Evaluator>> {
+        (**self).with_model_layer(layer)
+    }
+    fn model_calls_per_item(&self) -> u32 {
+        (**self).model_calls_per_item()
     }
 }
 

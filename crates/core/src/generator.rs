@@ -5,8 +5,9 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{ChatModel, ChatRequest, ChatResponse, Message, ModelError};
+use crate::prompt::Prompt;
 use crate::row::Row;
-use crate::template::{PromptTemplate, TemplateError};
+use crate::template::TemplateError;
 
 /// Call parameters for the student model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -20,24 +21,25 @@ pub struct GenerateParams {
     /// Stop sequences.
     #[serde(default)]
     pub stop: Vec<String>,
-    /// An optional fixed system message sent before the rendered prompt.
-    pub system: Option<String>,
+    /// The answer must be one of these (a classifier's labels); empty: free text.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub choices: Vec<String>,
+    /// The answer must be JSON following this schema.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<crate::model::ResponseSchema>,
 }
 
 impl GenerateParams {
     /// The request for a rendered prompt.
-    pub fn request(&self, rendered: String) -> ChatRequest {
-        let mut messages = Vec::with_capacity(2);
-        if let Some(system) = &self.system {
-            messages.push(Message::system(system.clone()));
-        }
-        messages.push(Message::user(rendered));
+    pub fn request(&self, messages: Vec<Message>) -> ChatRequest {
         ChatRequest {
             messages,
             temperature: self.temperature,
             max_tokens: self.max_tokens,
             seed: self.seed,
             stop: self.stop.clone(),
+            choices: self.choices.clone(),
+            response_schema: self.schema.clone(),
             ..ChatRequest::default()
         }
     }
@@ -55,22 +57,22 @@ pub enum GenerateError {
     Model(#[from] ModelError),
 }
 
-/// A chat model, a prompt template and call parameters.
+/// A chat model, a prompt and call parameters.
 ///
 /// ```
 /// # use std::sync::Arc;
-/// use metaprompt_core::{Generator, GenerateParams, PromptTemplate};
+/// use metaprompt_core::{Generator, GenerateParams, Prompt};
 /// # #[cfg(feature = "test-utils")] {
 /// use metaprompt_core::testing::ScriptedModel;
 /// let model = Arc::new(ScriptedModel::new("m").reply("positive"));
-/// let g = Generator::new(model, PromptTemplate::parse("Sentiment of: {text}").unwrap(), GenerateParams::default());
+/// let g = Generator::new(model, Prompt::parse("Sentiment of: {text}").unwrap(), GenerateParams::default());
 /// assert_eq!(g.prompt_template().variables(), vec!["text"]);
 /// # }
 /// ```
 #[derive(Clone)]
 pub struct Generator {
     model: Arc<dyn ChatModel>,
-    template: PromptTemplate,
+    template: Prompt,
     params: GenerateParams,
 }
 
@@ -78,7 +80,7 @@ impl std::fmt::Debug for Generator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Generator")
             .field("model", &self.model.id())
-            .field("template", &self.template.source())
+            .field("prompt", &self.template.text())
             .field("params", &self.params)
             .finish()
     }
@@ -86,11 +88,7 @@ impl std::fmt::Debug for Generator {
 
 impl Generator {
     /// Binds a model to a template.
-    pub fn new(
-        model: Arc<dyn ChatModel>,
-        template: PromptTemplate,
-        params: GenerateParams,
-    ) -> Self {
+    pub fn new(model: Arc<dyn ChatModel>, template: Prompt, params: GenerateParams) -> Self {
         Generator {
             model,
             template,
@@ -98,8 +96,8 @@ impl Generator {
         }
     }
 
-    /// The prompt template (the Python original's `get_prompt_template`).
-    pub fn prompt_template(&self) -> &PromptTemplate {
+    /// The prompt (the Python original's `get_prompt_template`; `to_string()` gives its text).
+    pub fn prompt_template(&self) -> &Prompt {
         &self.template
     }
 
@@ -113,8 +111,8 @@ impl Generator {
         &self.params
     }
 
-    /// The same model and parameters with another template.
-    pub fn with_template(&self, template: PromptTemplate) -> Self {
+    /// The same model and parameters with another prompt.
+    pub fn with_template(&self, template: Prompt) -> Self {
         Generator {
             model: self.model.clone(),
             template,

@@ -5,15 +5,18 @@
 //! HTTP clients or SQLite. Applications should depend on the `metaprompt` facade instead,
 //! which re-exports everything here.
 //!
-//! This crate does no I/O: it depends on serde, serde_json, schemars, thiserror, futures and
-//! a few small pure crates only.
+//! This crate does no I/O: it depends on serde, serde_json, schemars, thiserror, futures,
+//! tracing and a few small pure crates only.
 //!
 //! # What is here
 //! - [`PromptTemplate`]: `{name}` placeholders, `{{`/`}}` escapes, parsed once.
 //! - [`Row`], [`EvalInput`], [`EvalResult`]: the data that flows through a run.
 //! - The traits a user may implement, all usable as `Arc<dyn …>`: [`ChatModel`],
 //!   [`Evaluator`], [`DataMapper`], [`ResponseCache`], [`Checkpointer`], [`EventSink`].
+//! - [`Prompt`]: a chat prompt (ordered role + template messages; a string is one user message).
 //! - [`Generator`]: a model bound to a prompt.
+//! - [`layer`]: the cache and metering layers every paid call goes through, and the [`Meter`]
+//!   that counts calls, tokens and cost per role against one [`Budget`].
 //! - [`Usage`], [`Price`], [`Budget`]: accounting.
 //! - [`run`]: the typed events and round records the engine emits.
 //! - [`schema_for`] and [`extract_json`]: structured output.
@@ -34,8 +37,11 @@ pub mod checkpoint;
 pub mod eval;
 pub mod generator;
 pub mod json;
+pub mod layer;
 pub mod mapper;
 pub mod model;
+pub mod prices;
+pub mod prompt;
 pub mod row;
 pub mod run;
 pub mod template;
@@ -46,14 +52,17 @@ pub use async_trait::async_trait;
 pub use budget::{Budget, BudgetKind, Price, Spend};
 pub use cache::{CacheError, CacheKey, ResponseCache};
 pub use checkpoint::{Checkpoint, CheckpointError, Checkpointer};
-pub use eval::{EvalResult, Evaluator, InvalidScore, mean_score};
+pub use eval::{EvalResult, Evaluator, InvalidScore, ModelLayer, mean_score};
 pub use generator::{GenerateError, GenerateParams, Generator};
 pub use json::{ExtractError, extract_json, schema_for};
+pub use layer::{CallRole, CancelFlag, Meter, MeterSnapshot, RoleSpend};
 pub use mapper::{DataMapper, MapError};
 pub use model::{
     ChatModel, ChatRequest, ChatResponse, FinishReason, Message, ModelError, ResponseSchema, Role,
     Usage,
 };
+pub use prices::{PRICES_AS_OF, list_price};
+pub use prompt::{Prompt, PromptError, PromptMessage};
 pub use row::{EvalInput, Row, RowId};
 pub use run::{EventSink, NoEvents, RunEvent, StopReason};
 pub use template::{PromptTemplate, TemplateError};

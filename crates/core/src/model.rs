@@ -7,7 +7,19 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 /// Who speaks a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Instructions for the model.
@@ -16,6 +28,23 @@ pub enum Role {
     User,
     /// The model's turn.
     Assistant,
+}
+
+impl Role {
+    /// `system`, `user` or `assistant`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::System => "system",
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// One chat message.
@@ -79,6 +108,17 @@ pub struct ChatRequest {
     /// Structured output: the reply must be JSON following this schema.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_schema: Option<ResponseSchema>,
+    /// The reply must be exactly one of these strings (a classifier's label set). Providers
+    /// constrain generation where they can (a grammar, a JSON-schema enum) and return the bare
+    /// choice as the text. Empty: unconstrained.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub choices: Vec<String>,
+    /// Penalises tokens by how often they already appear (OpenAI's semantics, -2 to 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frequency_penalty: Option<f32>,
+    /// Penalises tokens that already appear at all (OpenAI's semantics, -2 to 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presence_penalty: Option<f32>,
 }
 
 impl ChatRequest {
@@ -194,6 +234,12 @@ pub enum ModelError {
     /// The server or connection failed (5xx, reset) after every allowed retry.
     #[error("server error: {0}")]
     Server(String),
+    /// The call was not made: a budget of the run would be passed.
+    #[error("not called: the {0} budget is used up")]
+    Budget(crate::budget::BudgetKind),
+    /// The call was not made: the run was cancelled.
+    #[error("not called: the run was cancelled")]
+    Cancelled,
     /// Anything else.
     #[error("{0}")]
     Other(String),
@@ -228,6 +274,12 @@ pub trait ChatModel: Send + Sync {
 
     /// Sends one request and waits for the whole reply.
     async fn complete(&self, request: ChatRequest) -> Result<ChatResponse, ModelError>;
+
+    /// What a call costs, when the provider knows (list prices, configured prices; zero for a
+    /// local model). Metering uses it for cost budgets and reports.
+    fn price(&self) -> Option<crate::budget::Price> {
+        None
+    }
 }
 
 #[async_trait]
@@ -237,5 +289,8 @@ impl<T: ChatModel + ?Sized> ChatModel for std::sync::Arc<T> {
     }
     async fn complete(&self, request: ChatRequest) -> Result<ChatResponse, ModelError> {
         (**self).complete(request).await
+    }
+    fn price(&self) -> Option<crate::budget::Price> {
+        (**self).price()
     }
 }

@@ -53,31 +53,69 @@ impl std::fmt::Display for StopReason {
     }
 }
 
-/// One ledger entry: what a round tried and what came of it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// How a ledger entry's candidate was made (and, in a configuration's `mutations`, the kinds
+/// of children a run makes).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Mutation {
+    /// The teacher rewrote the parent's instructions.
+    #[default]
+    Rewrite,
+    /// The engine chose worked train examples.
+    Demos,
+    /// Two front candidates were combined.
+    Merge,
+}
+
+/// One ledger entry: what one child of a round tried and what came of it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RoundRecord {
     /// 1-based round number.
     pub round: u32,
+    /// The child's number within its round (0-based).
+    #[serde(default)]
+    pub child: u32,
+    /// The candidate's id in the pool, when it passed its gate and was scored on val.
+    #[serde(default)]
+    pub candidate_id: Option<u32>,
+    /// The candidates it was made from.
+    #[serde(default)]
+    pub parents: Vec<u32>,
+    /// How it was made.
+    #[serde(default)]
+    pub mutation: Mutation,
     /// The teacher's diagnosis.
     pub analysis: String,
-    /// The teacher's testable hypothesis.
+    /// The teacher's testable hypothesis (for a demos child: which demonstrations).
     pub hypothesis: String,
-    /// The rewritten prompt (empty when the round failed before one was accepted by guards).
+    /// The rewritten prompt's text (empty when the child failed before guards accepted one).
     pub candidate_prompt: String,
+    /// The train rows shown as demonstrations.
+    #[serde(default)]
+    pub demo_ids: Vec<String>,
+    /// The train rows of the child's minibatch.
+    #[serde(default)]
+    pub minibatch_ids: Vec<String>,
     /// The candidate's mean score on the minibatch.
     pub minibatch_score: Option<f64>,
-    /// The current prompt's mean score on the same minibatch.
+    /// The parent's mean score on the same minibatch.
     pub parent_minibatch_score: Option<f64>,
     /// The candidate's val score, when it passed the minibatch gate.
     pub val_score: Option<f64>,
-    /// Whether the candidate became the current prompt.
+    /// Whether the candidate became the best prompt.
     pub accepted: bool,
-    /// Why it was accepted or rejected, or why the round failed.
+    /// Whether it joined the pool (passed the gate and was scored on val).
+    #[serde(default)]
+    pub pooled: bool,
+    /// Why it was accepted or rejected, or why the child failed.
     pub reason: String,
     /// Whether the rewrite was repaired by appending missing inputs.
     #[serde(default)]
     pub repaired: bool,
-    /// Whether the round failed (no usable candidate).
+    /// Whether the child failed (no usable candidate).
     #[serde(default)]
     pub failed: bool,
 }
@@ -146,7 +184,7 @@ pub enum RunEvent {
     /// A round ended.
     RoundFinished {
         /// The ledger entry.
-        record: RoundRecord,
+        record: Box<RoundRecord>,
     },
     /// The run ended.
     Finished {

@@ -23,6 +23,7 @@ type Handler = Box<dyn Fn(&ChatRequest) -> Result<String, ModelError> + Send + S
 /// ```
 pub struct ScriptedModel {
     id: String,
+    price: Option<crate::budget::Price>,
     queue: Mutex<VecDeque<Result<String, ModelError>>>,
     handler: Option<Handler>,
     requests: Mutex<Vec<ChatRequest>>,
@@ -41,10 +42,17 @@ impl ScriptedModel {
     pub fn new(id: impl Into<String>) -> Self {
         ScriptedModel {
             id: id.into(),
+            price: None,
             queue: Mutex::new(VecDeque::new()),
             handler: None,
             requests: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Sets the price the model reports.
+    pub fn with_price(mut self, price: crate::budget::Price) -> Self {
+        self.price = Some(price);
+        self
     }
 
     /// Queues a reply.
@@ -109,6 +117,10 @@ fn words(s: &str) -> u64 {
 impl ChatModel for ScriptedModel {
     fn id(&self) -> &str {
         &self.id
+    }
+
+    fn price(&self) -> Option<crate::budget::Price> {
+        self.price
     }
 
     async fn complete(&self, request: ChatRequest) -> Result<ChatResponse, ModelError> {

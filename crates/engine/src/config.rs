@@ -1,6 +1,14 @@
-//! The optimizer's knobs, with the defaults of the Python original where it has them.
+//! Every knob of the optimizer, each with one default (the Python original's where it has one).
+//!
+//! `OptimizerConfig` is the single source: the command line's `[optimizer]` table *is* this
+//! struct, and the generated config reference is written from its doc comments. A field left
+//! out of a table takes its value from [`OptimizerConfig::default`], the only place defaults
+//! are written.
 
-use metaprompt_core::Budget;
+use std::time::Duration;
+
+pub use metaprompt_core::run::Mutation as MutationKind;
+use metaprompt_core::{Budget, Role};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -11,38 +19,28 @@ pub const DEFAULT_EVAL_SUBSET_SIZE: usize = 40;
 /// The Python original's default task description.
 pub const DEFAULT_TASK_DESCRIPTION: &str = "I want to improve my prompt.";
 
-fn d_concurrency() -> usize {
-    16
+/// How parents are chosen each round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ParentSelection {
+    /// From the Pareto front of the pool (candidates best on some val example), weighted by
+    /// how many val examples each is best on (GEPA's rule).
+    Pareto,
+    /// The best candidate by mean val score.
+    Best,
+    /// The last accepted candidate (one line of descent, as the Python original).
+    Current,
 }
-fn d_candidates() -> usize {
-    1
-}
-fn d_ledger() -> usize {
-    6
-}
-fn d_failures() -> usize {
-    8
-}
-fn d_successes() -> usize {
-    2
-}
-fn d_budget_chars() -> usize {
-    12_000
-}
-fn d_retries() -> u32 {
-    2
-}
-fn d_true() -> bool {
-    true
-}
-fn d_error_rate() -> f64 {
-    0.5
-}
-fn d_teacher_temperature() -> f32 {
-    0.7
-}
-fn d_teacher_max_tokens() -> u32 {
-    2048
+
+/// When a candidate replaces the best one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Acceptance {
+    /// A one-sided paired test on the val rows at `confidence` (exact sign test for 0/1
+    /// scores, paired t-test otherwise) must say the candidate beats the best.
+    Paired,
+    /// A higher mean val score is enough (fits val noise; for comparison only).
+    Mean,
 }
 
 /// Everything about a run besides the models, the data and the prompts.
@@ -50,87 +48,219 @@ fn d_teacher_max_tokens() -> u32 {
 /// Every stop condition but the number of rounds is off by default, so a default run does
 /// exactly `num_rounds` rounds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct OptimizerConfig {
-    /// Student calls in flight at once.
-    #[serde(default = "d_concurrency")]
+    /// Rounds.
+    pub num_rounds: u32,
+    /// Train rows in each minibatch (each child of a round is gated on its own).
+    pub eval_subset_size: usize,
+    /// Student calls in flight at once over the whole run (and, separately, judge calls):
+    /// every concurrent evaluation shares this one limit.
     pub concurrency: usize,
-    /// Seed for minibatches and teacher sampling.
-    #[serde(default)]
+    /// Seed of minibatches, parent draws, demonstrations and teacher sampling.
     pub seed: u64,
-    /// Rewrites asked for per round; all are gated on the same minibatch, the best gated one
-    /// goes to val.
-    #[serde(default = "d_candidates")]
-    pub candidates_per_round: usize,
+    /// Children proposed per round, each gated on its own minibatch, all screened
+    /// concurrently.
+    #[serde(alias = "candidates_per_round")]
+    pub proposals_per_round: usize,
+    /// Distinct parents per round (children are spread over them).
+    pub parents_per_round: usize,
+    /// How parents are chosen: `pareto`, `best` or `current`.
+    pub parent_selection: ParentSelection,
+    /// The mutation kinds children are made with, used in turn: `rewrite`, `demos`, `merge`.
+    pub mutations: Vec<MutationKind>,
+    /// Most demonstrations (worked train examples) a candidate carries.
+    pub max_demos: usize,
+    /// How one demonstration is written into the prompt: the prompt's variables, plus
+    /// `{answer}`. Default: one `Name: {variable}` line per variable, then `Answer: {answer}`.
+    pub demo_template: Option<String>,
+    /// When a candidate becomes the best: `paired` (a paired test must say it wins) or `mean`.
+    pub acceptance: Acceptance,
+    /// Confidence of the paired test (one-sided).
+    pub confidence: f64,
+    /// The roles of the prompt's messages the teacher may rewrite (default: every message).
+    pub editable: Option<Vec<Role>>,
     /// Earlier attempts shown to the teacher.
-    #[serde(default = "d_ledger")]
     pub ledger_size: usize,
     /// Low scorers shown to the teacher.
-    #[serde(default = "d_failures")]
     pub max_failures: usize,
     /// High scorers shown for contrast.
-    #[serde(default = "d_successes")]
     pub max_successes: usize,
     /// Character budget of the teacher's prompt; example fields are truncated to fit.
-    #[serde(default = "d_budget_chars")]
     pub teacher_input_budget: usize,
-    /// Longest accepted rewrite (default: 4× the initial prompt, at least 2,000).
-    #[serde(default)]
+    /// Longest accepted prompt, demonstrations included (default: 4× the initial prompt, at
+    /// least 2,000).
     pub max_prompt_chars: Option<usize>,
     /// Times the teacher is asked again after a refused rewrite or malformed reply.
-    #[serde(default = "d_retries")]
     pub teacher_retries: u32,
     /// When only missing variables remain after the retries, append them in a labelled input
-    /// block instead of failing the round.
-    #[serde(default = "d_true")]
+    /// block instead of failing the child.
     pub append_inputs: bool,
-    /// A candidate must beat the current prompt on the minibatch by more than this.
-    #[serde(default)]
+    /// A child must beat its parent on the minibatch by more than this.
     pub min_delta: f64,
     /// Refuse rewrites that copy an 8-word run from a train row's reference answer.
-    #[serde(default)]
     pub forbid_reference_copy: bool,
     /// Stop once the best val score reaches this.
-    #[serde(default)]
     pub target_score: Option<f64>,
-    /// Stop after this many rounds without a val improvement.
-    #[serde(default)]
+    /// Stop after this many rounds without a new best.
     pub patience: Option<u32>,
-    /// Limits on calls, tokens, money and time.
-    #[serde(default)]
-    pub budget: Budget,
+    /// Budget: model calls of every role (student, teacher, judge); cache hits are free.
+    pub max_llm_calls: Option<u64>,
+    /// Budget: tokens, input plus output, of every role.
+    pub max_tokens: Option<u64>,
+    /// Budget: US dollars at the models' prices.
+    pub max_cost_usd: Option<f64>,
+    /// Budget: wall time in seconds, including time before a resume.
+    pub max_duration_secs: Option<f64>,
     /// Stop when more than this fraction of a batch's items fail (student or evaluator errors).
-    #[serde(default = "d_error_rate")]
     pub max_error_rate: f64,
-    /// The teacher's sampling temperature.
-    #[serde(default = "d_teacher_temperature")]
+    /// The teacher's sampling temperature. In a config file this is `[teacher] temperature`.
+    #[serde(skip)]
     pub teacher_temperature: f32,
-    /// The teacher's token limit per reply.
-    #[serde(default = "d_teacher_max_tokens")]
+    /// The teacher's token limit per reply. In a config file this is `[teacher] max_tokens`.
+    #[serde(skip)]
     pub teacher_max_tokens: u32,
+    /// The teacher's frequency penalty (OpenAI semantics): keeps a weak teacher from repeating
+    /// one sentence until its token limit.
+    pub teacher_frequency_penalty: Option<f32>,
 }
 
 impl Default for OptimizerConfig {
     fn default() -> Self {
         OptimizerConfig {
-            concurrency: d_concurrency(),
+            num_rounds: DEFAULT_NUM_ROUNDS,
+            eval_subset_size: DEFAULT_EVAL_SUBSET_SIZE,
+            concurrency: 16,
             seed: 0,
-            candidates_per_round: d_candidates(),
-            ledger_size: d_ledger(),
-            max_failures: d_failures(),
-            max_successes: d_successes(),
-            teacher_input_budget: d_budget_chars(),
+            proposals_per_round: 1,
+            parents_per_round: 1,
+            parent_selection: ParentSelection::Pareto,
+            mutations: vec![MutationKind::Rewrite],
+            max_demos: 4,
+            demo_template: None,
+            acceptance: Acceptance::Paired,
+            confidence: 0.9,
+            editable: None,
+            ledger_size: 6,
+            max_failures: 8,
+            max_successes: 2,
+            teacher_input_budget: 12_000,
             max_prompt_chars: None,
-            teacher_retries: d_retries(),
+            teacher_retries: 2,
             append_inputs: true,
             min_delta: 0.0,
             forbid_reference_copy: false,
             target_score: None,
             patience: None,
-            budget: Budget::default(),
-            max_error_rate: d_error_rate(),
-            teacher_temperature: d_teacher_temperature(),
-            teacher_max_tokens: d_teacher_max_tokens(),
+            max_llm_calls: None,
+            max_tokens: None,
+            max_cost_usd: None,
+            max_duration_secs: None,
+            max_error_rate: 0.5,
+            teacher_temperature: 0.7,
+            teacher_max_tokens: 2048,
+            teacher_frequency_penalty: Some(0.5),
         }
+    }
+}
+
+impl OptimizerConfig {
+    /// The run's limits on calls, tokens, money and time.
+    pub fn budget(&self) -> Budget {
+        Budget {
+            max_llm_calls: self.max_llm_calls,
+            max_tokens: self.max_tokens,
+            max_cost_usd: self.max_cost_usd,
+            max_duration: self
+                .max_duration_secs
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .map(Duration::from_secs_f64),
+        }
+    }
+
+    /// Sets the budget from a [`Budget`].
+    pub fn set_budget(&mut self, b: Budget) {
+        self.max_llm_calls = b.max_llm_calls;
+        self.max_tokens = b.max_tokens;
+        self.max_cost_usd = b.max_cost_usd;
+        self.max_duration_secs = b.max_duration.map(|d| d.as_secs_f64());
+    }
+
+    /// Why these knobs cannot be used, if they cannot. Messages name the knob.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let positive = [
+            ("num_rounds", self.num_rounds as usize),
+            ("eval_subset_size", self.eval_subset_size),
+            ("concurrency", self.concurrency),
+            ("proposals_per_round", self.proposals_per_round),
+            ("parents_per_round", self.parents_per_round),
+        ];
+        for (name, v) in positive {
+            // Zero rounds is a valid request (score the initial prompts only).
+            if v == 0 && name != "num_rounds" {
+                out.push(format!("`{name}` must be at least 1"));
+            }
+        }
+        if self.mutations.is_empty() {
+            out.push("`mutations` is empty; list at least one of rewrite, demos, merge".into());
+        }
+        if !(0.5..1.0).contains(&self.confidence) {
+            out.push(format!(
+                "`confidence` must be at least 0.5 and below 1 (got {})",
+                self.confidence
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.max_error_rate) {
+            out.push(format!(
+                "`max_error_rate` must be between 0 and 1 (got {})",
+                self.max_error_rate
+            ));
+        }
+        if self
+            .max_duration_secs
+            .is_some_and(|s| !s.is_finite() || s < 0.0)
+        {
+            out.push("`max_duration_secs` must be a non-negative number of seconds".into());
+        }
+        if self.editable.as_ref().is_some_and(Vec::is_empty) {
+            out.push("`editable` is empty; list the roles the teacher may rewrite".into());
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_table_is_the_default() {
+        let c: OptimizerConfig = serde_json::from_str("{}").unwrap();
+        assert_eq!(c, OptimizerConfig::default());
+        assert_eq!(c.num_rounds, 5);
+        assert_eq!(c.eval_subset_size, 40);
+    }
+
+    #[test]
+    fn the_old_name_of_proposals_per_round_is_accepted() {
+        let c: OptimizerConfig = serde_json::from_str(r#"{"candidates_per_round": 3}"#).unwrap();
+        assert_eq!(c.proposals_per_round, 3);
+        assert!(serde_json::from_str::<OptimizerConfig>(r#"{"bogus": 1}"#).is_err());
+    }
+
+    #[test]
+    fn problems_name_the_knob() {
+        let c = OptimizerConfig {
+            concurrency: 0,
+            confidence: 1.5,
+            ..OptimizerConfig::default()
+        };
+        let p = c.problems().join("; ");
+        assert!(
+            p.contains("`concurrency`") && p.contains("`confidence`"),
+            "{p}"
+        );
+        assert!(OptimizerConfig::default().problems().is_empty());
     }
 }

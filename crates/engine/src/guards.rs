@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use metaprompt_core::{PromptTemplate, TemplateError};
+use metaprompt_core::{Prompt, PromptMessage, PromptTemplate, Role, TemplateError};
 
 /// Why a rewrite was refused. The message is what the teacher is told when asked again.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -36,6 +36,19 @@ pub enum Violation {
         "the prompt copies text from a reference answer (\"{0}\"); describe patterns instead of quoting answers"
     )]
     CopiesReference(String),
+    /// The same sentence or phrase over and over.
+    #[error(
+        "the prompt repeats \"{0}\" over and over; say each thing once and use the room for distinct instructions"
+    )]
+    Repetitive(String),
+    /// A message the teacher may not edit was changed.
+    #[error(
+        "the {0} message may not be changed; return it exactly as it was and rewrite only the {1} message(s)"
+    )]
+    NotEditable(Role, String),
+    /// The messages do not match the prompt's roles in order.
+    #[error("return every message of the prompt, in order, with roles {0}; got {1}")]
+    Structure(String, String),
 }
 
 fn braces(v: &[String]) -> String {
@@ -116,33 +129,63 @@ pub struct GuardContext {
     pub available: BTreeSet<String>,
     /// Fields a prompt must never read.
     pub labels: BTreeSet<String>,
-    /// Longest allowed prompt.
+    /// Longest allowed prompt, over every message, demonstrations included.
     pub max_chars: usize,
-    /// Whitespace-normalised texts of every earlier candidate.
+    /// Whitespace-normalised keys of every earlier candidate.
     pub seen: BTreeSet<String>,
     /// Lowercased 8-word runs of train references, when reference copying is refused.
     pub reference_ngrams: BTreeSet<String>,
+    /// The roles the teacher may rewrite.
+    pub editable: BTreeSet<Role>,
 }
 
 /// A rewrite that passed, possibly after repair.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Checked {
-    /// The template.
-    pub template: PromptTemplate,
+    /// The prompt.
+    pub prompt: Prompt,
     /// Whether missing inputs were appended.
     pub repaired: bool,
 }
 
-fn eight_grams(text: &str) -> Vec<String> {
-    let words: Vec<String> = text
-        .split_whitespace()
+fn words(text: &str) -> Vec<String> {
+    text.split_whitespace()
         .map(|w| {
             w.trim_matches(|c: char| !c.is_alphanumeric())
                 .to_lowercase()
         })
         .filter(|w| !w.is_empty())
-        .collect();
-    words.windows(8).map(|w| w.join(" ")).collect()
+        .collect()
+}
+
+fn eight_grams(text: &str) -> Vec<String> {
+    words(text).windows(8).map(|w| w.join(" ")).collect()
+}
+
+/// A sentence said three times or more, or a run of six words said four times or more: the
+/// signature of a model repeating itself until its token limit.
+pub(crate) fn repetition(text: &str) -> Option<String> {
+    let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+    for s in text.split(['.', '!', '?', '\n']) {
+        let n = normalised(s).to_lowercase();
+        if n.split_whitespace().count() >= 3 {
+            *counts.entry(n).or_default() += 1;
+        }
+    }
+    if let Some((s, _)) = counts.into_iter().find(|(_, c)| *c >= 3) {
+        return Some(s);
+    }
+    let w = words(text);
+    let mut grams: std::collections::BTreeMap<String, usize> = Default::default();
+    for g in w.windows(6) {
+        let k = g.join(" ");
+        let c = grams.entry(k.clone()).or_default();
+        *c += 1;
+        if *c >= 4 {
+            return Some(k);
+        }
+    }
+    None
 }
 
 impl GuardContext {
@@ -151,12 +194,65 @@ impl GuardContext {
         self.reference_ngrams.extend(eight_grams(reference));
     }
 
-    /// Checks a rewrite; the only violation it can return together with a repairable template
-    /// is [`Violation::MissingVariables`].
+    /// The editable roles, for messages to the teacher.
+    fn editable_names(&self) -> String {
+        self.editable
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>()
+            .join(" and ")
+    }
+
+    /// Checks a one-string rewrite of a one-message prompt.
     pub fn check(&self, candidate: &str) -> Result<Checked, Violation> {
-        let healed = heal_braces(candidate.trim());
-        let template = PromptTemplate::parse(&healed).map_err(Violation::Parse)?;
-        let used: BTreeSet<String> = template.variables().iter().map(|s| s.to_string()).collect();
+        let original = Prompt::parse("").map_err(Violation::Parse)?;
+        self.check_messages(&original, &[(Role::User, candidate.to_string())])
+    }
+
+    /// Checks a rewrite of `original` given as its messages in order. The only violation
+    /// returned together with a repairable prompt is [`Violation::MissingVariables`].
+    pub fn check_messages(
+        &self,
+        original: &Prompt,
+        candidate: &[(Role, String)],
+    ) -> Result<Checked, Violation> {
+        let roles = |it: &mut dyn Iterator<Item = Role>| {
+            it.map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
+        };
+        let expected = roles(&mut original.messages().iter().map(|m| m.role));
+        let got = roles(&mut candidate.iter().map(|(r, _)| *r));
+        // A one-string prompt's rewrite is a single user message; its original may be the
+        // placeholder empty prompt of `check`.
+        let single = original.is_single() && candidate.len() == 1;
+        if !single && expected != got {
+            return Err(Violation::Structure(expected, got));
+        }
+        let mut messages = Vec::with_capacity(candidate.len());
+        for (i, (role, text)) in candidate.iter().enumerate() {
+            let healed = heal_braces(text.trim());
+            let template = PromptTemplate::parse(&healed).map_err(Violation::Parse)?;
+            if !single && !self.editable.contains(role) {
+                let before = original.messages()[i].template.source();
+                if normalised(before) != normalised(template.source()) {
+                    return Err(Violation::NotEditable(*role, self.editable_names()));
+                }
+                // Kept byte for byte: whitespace differences are not edits.
+                messages.push(original.messages()[i].clone());
+                continue;
+            }
+            messages.push(PromptMessage {
+                role: *role,
+                template,
+            });
+        }
+        let prompt = Prompt::from_parts(messages)
+            .map_err(|_| Violation::Structure(expected.clone(), got.clone()))?;
+        self.check_prompt(prompt)
+    }
+
+    /// Checks a whole prompt (also a demonstration child's, whose instructions are unchanged).
+    pub fn check_prompt(&self, prompt: Prompt) -> Result<Checked, Violation> {
+        let used: BTreeSet<String> = prompt.variables().iter().map(|s| s.to_string()).collect();
         let labels: Vec<String> = used.intersection(&self.labels).cloned().collect();
         if !labels.is_empty() {
             return Err(Violation::LabelVariables(labels));
@@ -170,17 +266,27 @@ impl GuardContext {
             let allowed: Vec<String> = self.available.difference(&self.labels).cloned().collect();
             return Err(Violation::UnknownVariables(unknown, allowed));
         }
-        if template.source().chars().count() > self.max_chars {
+        let len = prompt.chars();
+        if len > self.max_chars {
             return Err(Violation::TooLong {
-                len: template.source().chars().count(),
+                len,
                 max: self.max_chars,
             });
         }
-        if self.seen.contains(&normalised(template.source())) {
+        if self.seen.contains(&normalised(&prompt.key())) {
             return Err(Violation::Duplicate);
         }
+        let text: String = prompt
+            .messages()
+            .iter()
+            .map(|m| m.template.source())
+            .collect::<Vec<_>>()
+            .join("\n");
+        if let Some(r) = repetition(&text) {
+            return Err(Violation::Repetitive(r));
+        }
         if !self.reference_ngrams.is_empty()
-            && let Some(g) = eight_grams(template.source())
+            && let Some(g) = eight_grams(&text)
                 .into_iter()
                 .find(|g| self.reference_ngrams.contains(g))
         {
@@ -191,15 +297,27 @@ impl GuardContext {
             return Err(Violation::MissingVariables(missing));
         }
         Ok(Checked {
-            template,
+            prompt,
             repaired: false,
         })
     }
 
     /// The repair for dropped variables: appends a labelled input block holding them
-    /// (`Text: {text}`), then checks again.
-    pub fn repair(&self, candidate: &str, missing: &[String]) -> Result<Checked, Violation> {
-        let mut text = heal_braces(candidate.trim());
+    /// (`Text: {text}`) to the last editable user message (else the last editable one), then
+    /// checks again.
+    pub fn repair(&self, candidate: &Prompt, missing: &[String]) -> Result<Checked, Violation> {
+        let messages = candidate.messages();
+        let target = messages
+            .iter()
+            .rposition(|m| m.role == Role::User && self.may_edit(candidate, m.role))
+            .or_else(|| {
+                messages
+                    .iter()
+                    .rposition(|m| self.may_edit(candidate, m.role))
+            })
+            .unwrap_or(messages.len() - 1);
+        let mut parts = messages.to_vec();
+        let mut text = parts[target].template.source().trim_end().to_string();
         text.push('\n');
         for v in missing {
             let mut label: String = v.replace(['_', '.', '-'], " ");
@@ -208,10 +326,17 @@ impl GuardContext {
             }
             text.push_str(&format!("\n{label}: {{{v}}}"));
         }
-        self.check(&text).map(|c| Checked {
-            template: c.template,
+        parts[target].template = PromptTemplate::parse(&text).map_err(Violation::Parse)?;
+        let prompt = Prompt::from_parts(parts)
+            .map_err(|_| Violation::Structure(String::new(), String::new()))?;
+        self.check_prompt(prompt).map(|c| Checked {
+            prompt: c.prompt,
             repaired: true,
         })
+    }
+
+    fn may_edit(&self, prompt: &Prompt, role: Role) -> bool {
+        prompt.is_single() || self.editable.contains(&role)
     }
 }
 
@@ -225,6 +350,7 @@ mod tests {
             available: ["text".to_string(), "context".into(), "label".into()].into(),
             labels: ["label".to_string()].into(),
             max_chars: 200,
+            editable: [Role::User].into(),
             ..GuardContext::default()
         }
     }
@@ -260,15 +386,30 @@ mod tests {
         let ok = c
             .check("Use {context} and {text}; reply {\"a\": 1}")
             .unwrap();
-        assert_eq!(ok.template.variables(), vec!["context", "text"]);
+        assert_eq!(ok.prompt.variables(), vec!["context", "text"]);
+    }
+
+    #[test]
+    fn a_sentence_repeated_over_and_over_is_refused() {
+        let mut c = ctx();
+        c.max_chars = 10_000;
+        let rep = "Classify the message. ".repeat(5) + "{text}";
+        assert!(matches!(c.check(&rep), Err(Violation::Repetitive(_))));
+        let phrase = "answer with spam or ham only, ".repeat(5) + "{text}";
+        assert!(matches!(c.check(&phrase), Err(Violation::Repetitive(_))));
+        assert!(
+            c.check("Classify the message. Say spam or ham. Spam offers prizes.\n{text}")
+                .is_ok()
+        );
     }
 
     #[test]
     fn repair_appends_missing_inputs() {
         let c = ctx();
-        let r = c.repair("Classify the message.", &["text".into()]).unwrap();
+        let p = Prompt::parse("Classify the message.").unwrap();
+        let r = c.repair(&p, &["text".into()]).unwrap();
         assert!(r.repaired);
-        assert_eq!(r.template.source(), "Classify the message.\n\nText: {text}");
+        assert_eq!(r.prompt.text(), "Classify the message.\n\nText: {text}");
     }
 
     #[test]
@@ -279,5 +420,64 @@ mod tests {
             .check("Answer like: The quick brown fox jumps over the lazy dog. {text}")
             .unwrap_err();
         assert!(matches!(err, Violation::CopiesReference(_)));
+    }
+
+    fn chat() -> Prompt {
+        Prompt::from_messages([(Role::System, "Classify SMS."), (Role::User, "{text}")]).unwrap()
+    }
+
+    #[test]
+    fn a_message_that_may_not_be_edited_must_come_back_unchanged() {
+        let mut c = ctx();
+        c.editable = [Role::System].into();
+        let err = c
+            .check_messages(
+                &chat(),
+                &[
+                    (Role::System, "Classify SMS as spam or ham.".into()),
+                    (Role::User, "Message: {text}".into()),
+                ],
+            )
+            .unwrap_err();
+        assert!(
+            matches!(err, Violation::NotEditable(Role::User, _)),
+            "{err}"
+        );
+        let ok = c
+            .check_messages(
+                &chat(),
+                &[
+                    (Role::System, "Classify SMS as spam or ham.".into()),
+                    (Role::User, " {text}\n".into()),
+                ],
+            )
+            .unwrap();
+        assert_eq!(ok.prompt.messages()[1].template.source(), "{text}");
+    }
+
+    #[test]
+    fn variables_may_move_between_editable_messages() {
+        let mut c = ctx();
+        c.editable = [Role::System, Role::User].into();
+        let ok = c
+            .check_messages(
+                &chat(),
+                &[
+                    (Role::System, "Classify: {text}".into()),
+                    (Role::User, "Answer now.".into()),
+                ],
+            )
+            .unwrap();
+        assert_eq!(ok.prompt.variables(), vec!["text"]);
+        let labels = c.check_messages(
+            &chat(),
+            &[
+                (Role::System, "Know {label}.".into()),
+                (Role::User, "{text}".into()),
+            ],
+        );
+        assert!(matches!(labels, Err(Violation::LabelVariables(_))));
+        let wrong = c.check_messages(&chat(), &[(Role::User, "{text}".into())]);
+        assert!(matches!(wrong, Err(Violation::Structure(..))));
     }
 }

@@ -1,21 +1,23 @@
 //! The Meta-Prompt optimizer: a teacher model studies where a prompt fails and rewrites it;
-//! only rewrites that win on the same minibatch **and** on held-out validation data are kept.
+//! only rewrites that win on the same minibatch **and** on held-out validation data are kept,
+//! and the final claim is a paired difference on test with its interval.
 //!
 //! **Who should depend on this crate:** code that wires its own providers and stores;
 //! applications use the `metaprompt` facade. This crate knows traits, not vendors: it never
 //! names an HTTP client, llama.cpp or SQLite.
 //!
-//! One round: a seeded minibatch of train rows → the current prompt is evaluated on it → the
-//! teacher sees the low scorers (inputs, outputs, references, scores, reasons), a few
-//! successes, the task, the variables to keep, the forbidden fields and the ledger of earlier
-//! attempts, and returns `{analysis, hypothesis, improved_prompt}` → [guards](GuardContext)
-//! check the rewrite (re-asking on violations) → the candidate is evaluated on the same
-//! minibatch and, only if it wins there, on val → the state is checkpointed. At the end the
-//! best prompt by val is scored on test with a 95% interval.
+//! One round: N children from up to P parents drawn from the Pareto front of a pool of
+//! candidates; each child is a teacher rewrite, a set of demonstrations picked by the engine,
+//! or a merge of two front candidates; [guards](GuardContext) check it (re-asking the teacher
+//! on violations); it is evaluated on its own minibatch against its parent and, only if it wins
+//! there, on val, joining the pool; it replaces the best only when a paired test on val says
+//! so. Every model call (student, teacher, judge) goes through the same cache and metering
+//! layers. At the end the best and the initial prompts are scored on test, row by row.
 //!
 //! ```no_run
 //! # async fn demo(student: std::sync::Arc<dyn metaprompt_core::ChatModel>, teacher: std::sync::Arc<dyn metaprompt_core::ChatModel>, dataset: metaprompt_data::Dataset) -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
+//! use metaprompt_core::Prompt;
 //! use metaprompt_data::{BasicDataMapper, SplitConfig};
 //! use metaprompt_engine::{DataSource, MetaPromptOptimizer, OptimizeRequest};
 //! use metaprompt_evals::{ExactMatch, Normalize};
@@ -26,39 +28,53 @@
 //!     Arc::new(ExactMatch::new(Normalize::all())),
 //!     Arc::new(mapper),
 //!     DataSource::Dataset(dataset, SplitConfig { seed: 7, ..SplitConfig::default() }),
-//!     vec!["Is this message spam or ham? Answer with one word.\n\n{text}".into()],
+//!     vec![Prompt::parse("Is this message spam or ham? Answer with one word.\n\n{text}")?],
 //! );
 //! request.task_description = "Decide whether an SMS message is spam.".into();
+//! request.config.num_rounds = 5;
+//! request.config.eval_subset_size = 40;
 //! let optimizer = MetaPromptOptimizer::builder().teacher(teacher).build()?;
 //! let result = optimizer.optimize(request).await?;
 //! println!("final score {:.3}", result.final_score);
 //! println!("{}", result.best_generator.prompt_template());
+//! println!("{}", result.verdict());
 //! # Ok(()) }
 //! ```
 #![deny(missing_docs)]
 
-mod cancel;
+mod brief;
 mod config;
+mod demos;
 mod evaluate;
 mod guards;
+mod layers;
 mod optimizer;
+mod pool;
+mod request;
 mod result;
+mod round;
+mod run;
+mod state;
 mod stats;
 mod teacher;
 
 use metaprompt_core::run::Phase;
 use metaprompt_core::{ModelError, TemplateError};
 
-pub use cancel::CancelFlag;
 pub use config::{
-    DEFAULT_EVAL_SUBSET_SIZE, DEFAULT_NUM_ROUNDS, DEFAULT_TASK_DESCRIPTION, OptimizerConfig,
+    Acceptance, DEFAULT_EVAL_SUBSET_SIZE, DEFAULT_NUM_ROUNDS, DEFAULT_TASK_DESCRIPTION,
+    MutationKind, OptimizerConfig, ParentSelection,
 };
-pub use evaluate::SpendCounters;
-pub use guards::{Checked, GuardContext, Violation, heal_braces};
-pub use optimizer::{DataSource, MetaPromptOptimizer, OptimizeRequest, OptimizerBuilder};
-pub use result::{DryRun, ExampleReport, OptimizeResult, PromptScore, UsageReport};
-pub use stats::ci95;
-pub use teacher::{SYSTEM_PROMPT, TeacherReply};
+pub use demos::{Demo, DemoSource};
+pub use guards::{Checked as CheckedRewrite, GuardContext, Violation, heal_braces};
+pub use metaprompt_core::CancelFlag;
+pub use optimizer::{MetaPromptOptimizer, OptimizerBuilder};
+pub use request::{Checked, DataSource, OptimizeRequest};
+pub use result::{
+    ByRole, DryRun, ExampleReport, LineageNode, OptimizeResult, PromptScore, UsageReport,
+};
+pub use stats::{PairedTest, TestDelta, ci95, paired_test};
+pub use teacher::{ChatTeacherReply, ReplyMessage, SYSTEM_PROMPT, TeacherReply};
 
 /// Why a run could not start or had to stop.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +86,9 @@ pub enum EngineError {
     /// No initial prompt.
     #[error("give at least one initial prompt")]
     NoInitialPrompts,
+    /// A knob has a value the optimizer cannot use.
+    #[error("[optimizer] {0}")]
+    Config(String),
     /// An initial prompt does not parse.
     #[error("initial prompt {index}: {error}")]
     InvalidPrompt {
@@ -117,4 +136,19 @@ pub enum EngineError {
     /// Interrupted (or out of budget) before the initial prompts were scored: nothing to return.
     #[error("stopped before the initial prompts were scored; nothing to return yet")]
     InterruptedBeforeBaseline,
+}
+
+impl EngineError {
+    /// Whether the error is the user's input being wrong (a config, a prompt, the data), as
+    /// opposed to something failing at run time.
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            EngineError::NoInitialPrompts
+                | EngineError::Config(_)
+                | EngineError::InvalidPrompt { .. }
+                | EngineError::LabelInPrompt { .. }
+                | EngineError::Data(_)
+        )
+    }
 }

@@ -1,26 +1,63 @@
 //! What a run returns.
 
 use metaprompt_core::run::{RoundRecord, StopReason};
-use metaprompt_core::{Generator, PromptTemplate};
+use metaprompt_core::{CallRole, Generator, MeterSnapshot, Prompt, RoleSpend};
 use serde::Serialize;
 
-/// Calls, tokens and money.
+use crate::demos::Demo;
+use crate::pool::Candidate;
+use crate::stats::TestDelta;
+
+/// Calls, tokens and money, per role and in all.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct UsageReport {
     /// Student calls made.
     pub student_calls: u64,
     /// Teacher calls made.
     pub teacher_calls: u64,
-    /// Judge calls made (filled in by callers that own the judge's model).
+    /// Judge calls made (LLM judges and hosted evaluators).
     pub judge_calls: u64,
-    /// Student calls answered from the cache.
+    /// Requests of every role answered from the cache.
     pub cache_hits: u64,
     /// Input tokens of paid calls.
     pub input_tokens: u64,
     /// Output tokens of paid calls.
     pub output_tokens: u64,
-    /// Cost at the configured prices.
+    /// Cost at the models' prices.
     pub cost_usd: f64,
+    /// The same, role by role.
+    pub by_role: ByRole,
+}
+
+/// Spending role by role.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct ByRole {
+    /// The student's.
+    pub student: RoleSpend,
+    /// The teacher's.
+    pub teacher: RoleSpend,
+    /// The judges'.
+    pub judge: RoleSpend,
+}
+
+impl From<&MeterSnapshot> for UsageReport {
+    fn from(s: &MeterSnapshot) -> Self {
+        let usage = s.usage();
+        UsageReport {
+            student_calls: s.role(CallRole::Student).calls,
+            teacher_calls: s.role(CallRole::Teacher).calls,
+            judge_calls: s.role(CallRole::Judge).calls,
+            cache_hits: s.cache_hits(),
+            input_tokens: usage.input_tokens,
+            output_tokens: usage.output_tokens,
+            cost_usd: s.cost_usd(),
+            by_role: ByRole {
+                student: s.student,
+                teacher: s.teacher,
+                judge: s.judge,
+            },
+        }
+    }
 }
 
 /// A low-scoring example of the best prompt, for reports.
@@ -36,6 +73,63 @@ pub struct ExampleReport {
     pub score: f64,
     /// The evaluator's reason.
     pub reason: String,
+}
+
+/// One candidate of the pool, for the lineage of the best prompt.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LineageNode {
+    /// The candidate's id.
+    pub id: u32,
+    /// The ids it was made from.
+    pub parents: Vec<u32>,
+    /// How it was made (`initial`, `rewrite`, `demos`, `merge`).
+    pub mutation: String,
+    /// The round it was made in.
+    pub round: u32,
+    /// Its mean val score.
+    pub val_score: f64,
+    /// Its demonstrations' train row ids.
+    pub demo_ids: Vec<String>,
+    /// Whether it is on the path from an initial prompt to the best one.
+    pub on_best_path: bool,
+    /// Whether it is the best.
+    pub best: bool,
+}
+
+/// Every pooled candidate, with the path to the best marked.
+pub(crate) fn lineage(pool: &[Candidate], best: usize) -> Vec<LineageNode> {
+    let mut on_path = vec![false; pool.len()];
+    let mut stack = vec![best];
+    while let Some(i) = stack.pop() {
+        if i >= pool.len() || on_path[i] {
+            continue;
+        }
+        on_path[i] = true;
+        for p in &pool[i].parents {
+            stack.push(*p as usize);
+        }
+    }
+    pool.iter()
+        .enumerate()
+        .map(|(i, c)| LineageNode {
+            id: c.id,
+            parents: c.parents.clone(),
+            mutation: c.mutation.map_or_else(
+                || "initial".to_string(),
+                |m| {
+                    serde_json::to_value(m)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default()
+                },
+            ),
+            round: c.round,
+            val_score: c.val_mean,
+            demo_ids: c.demos.iter().map(|d| d.row_id.clone()).collect(),
+            on_best_path: on_path[i],
+            best: i == best,
+        })
+        .collect()
 }
 
 /// The result of a run.
@@ -55,16 +149,22 @@ pub struct OptimizeResult {
     pub initial_test_score: Option<f64>,
     /// Its 95% interval.
     pub initial_test_ci95: Option<(f64, f64)>,
-    /// The best prompt.
-    pub best_prompt: PromptTemplate,
+    /// Best − initial on test, row by row, with its 95% interval: whether the gain is real.
+    pub test_delta: Option<TestDelta>,
+    /// The best prompt, its demonstrations written in: what to ship.
+    pub best_prompt: Prompt,
+    /// The best prompt's demonstrations (train rows).
+    pub best_demos: Vec<Demo>,
     /// The best initial prompt.
-    pub initial_prompt: String,
+    pub initial_prompt: Prompt,
     /// The student with the best prompt (`best_generator.prompt_template()`).
     pub best_generator: Generator,
     /// Val score of each initial prompt.
     pub initial_scores: Vec<f64>,
-    /// One record per round.
+    /// One record per child of every round.
     pub history: Vec<RoundRecord>,
+    /// Every candidate of the pool, with the path to the best marked.
+    pub lineage: Vec<LineageNode>,
     /// Spending.
     pub usage: UsageReport,
     /// Why the run ended.
@@ -77,6 +177,29 @@ pub struct OptimizeResult {
     pub splits: (usize, usize, usize),
 }
 
+impl OptimizeResult {
+    /// The best prompt's val score minus its test score, when both are known: how much of the
+    /// val score was selection on val.
+    pub fn val_test_gap(&self) -> Option<f64> {
+        self.test_score.map(|t| self.final_score - t)
+    }
+
+    /// One line saying honestly what the run found on test.
+    pub fn verdict(&self) -> String {
+        match &self.test_delta {
+            Some(d) if d.significant => format!(
+                "improved by {:+.3} [{:+.3}, {:+.3}] on test ({} rows better, {} worse)",
+                d.difference, d.ci95.0, d.ci95.1, d.wins, d.losses
+            ),
+            Some(d) => format!(
+                "no significant difference on test: {:+.3} [{:+.3}, {:+.3}] ({} rows better, {} worse, {} tied)",
+                d.difference, d.ci95.0, d.ci95.1, d.wins, d.losses, d.ties
+            ),
+            None => "not scored on test".to_string(),
+        }
+    }
+}
+
 /// The projected work of a run (see `MetaPromptOptimizer::dry_run`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DryRun {
@@ -86,6 +209,9 @@ pub struct DryRun {
     pub teacher_calls: u64,
     /// Most teacher calls any run can make (every rewrite re-asked).
     pub teacher_calls_max: u64,
+    /// Judge calls of such a run (one per student output an LLM judge or hosted evaluator
+    /// scores).
+    pub judge_calls: u64,
     /// Rows in train.
     pub train: usize,
     /// Rows in val.

@@ -105,9 +105,11 @@ fn request(n: usize) -> OptimizeRequest {
                 stratify_by: None,
             },
         ),
-        vec!["Classify the message.\n{text}".into()],
+        vec![metaprompt_core::Prompt::parse("Classify the message.\n{text}").unwrap()],
     );
-    r.eval_subset_size = 40;
+    r.config.eval_subset_size = 40;
+    // One line of descent, as the scripted teacher builds each rewrite on the last accepted.
+    r.config.parent_selection = metaprompt_engine::ParentSelection::Current;
     r
 }
 
@@ -127,7 +129,7 @@ async fn five_rounds_reach_the_best_prompt_and_an_honest_test_score() {
         .build()
         .unwrap();
     let res = opt.optimize(request(600)).await.unwrap();
-    let best = res.best_prompt.source().to_string();
+    let best = res.best_prompt.text();
     assert_eq!(true_accuracy(&best), 0.85, "ended at {best}");
     let accepted: Vec<u32> = res
         .history
@@ -181,8 +183,8 @@ async fn the_evaluator_is_called_once_per_batch_with_every_item() {
     );
     let mut req = request(100);
     req.evaluator = Arc::new(eval);
-    req.num_rounds = 1;
-    req.eval_subset_size = 12;
+    req.config.num_rounds = 1;
+    req.config.eval_subset_size = 12;
     let res = MetaPromptOptimizer::builder()
         .teacher(teacher)
         .build()

@@ -3,7 +3,30 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use metaprompt_core::{EvalInput, EvalResult, Evaluator, async_trait};
+use metaprompt_core::{EvalInput, EvalResult, Evaluator, ModelLayer, async_trait};
+
+/// The parts with `layer` around their models, or `None` when no part calls a model.
+fn layered(
+    parts: &[Arc<dyn Evaluator>],
+    layer: &ModelLayer<'_>,
+) -> Option<Vec<Arc<dyn Evaluator>>> {
+    let wrapped: Vec<Option<Arc<dyn Evaluator>>> =
+        parts.iter().map(|p| p.with_model_layer(layer)).collect();
+    if wrapped.iter().all(Option::is_none) {
+        return None;
+    }
+    Some(
+        wrapped
+            .into_iter()
+            .zip(parts)
+            .map(|(w, p)| w.unwrap_or_else(|| p.clone()))
+            .collect(),
+    )
+}
+
+fn calls_per_item(parts: &[Arc<dyn Evaluator>]) -> u32 {
+    parts.iter().map(|p| p.model_calls_per_item()).sum()
+}
 
 /// Runs every part once on the whole batch, concurrently.
 async fn run_parts(parts: &[Arc<dyn Evaluator>], inputs: &[EvalInput]) -> Vec<Vec<EvalResult>> {
@@ -68,6 +91,18 @@ impl Evaluator for Weighted {
         "weighted"
     }
 
+    fn with_model_layer(&self, layer: &ModelLayer<'_>) -> Option<Arc<dyn Evaluator>> {
+        let parts = layered(&self.parts, layer)?;
+        Some(Arc::new(Weighted {
+            parts,
+            weights: self.weights.clone(),
+        }))
+    }
+
+    fn model_calls_per_item(&self) -> u32 {
+        calls_per_item(&self.parts)
+    }
+
     async fn evaluate(&self, inputs: &[EvalInput]) -> Vec<EvalResult> {
         let results = run_parts(&self.parts, inputs).await;
         let total: f64 = self.weights.iter().sum();
@@ -98,6 +133,12 @@ impl Evaluator for AllOf {
     fn name(&self) -> &str {
         "all_of"
     }
+    fn with_model_layer(&self, layer: &ModelLayer<'_>) -> Option<Arc<dyn Evaluator>> {
+        Some(Arc::new(AllOf::new(layered(&self.parts, layer)?)))
+    }
+    fn model_calls_per_item(&self) -> u32 {
+        calls_per_item(&self.parts)
+    }
     async fn evaluate(&self, inputs: &[EvalInput]) -> Vec<EvalResult> {
         let results = run_parts(&self.parts, inputs).await;
         (0..inputs.len())
@@ -126,6 +167,12 @@ impl AnyOf {
 impl Evaluator for AnyOf {
     fn name(&self) -> &str {
         "any_of"
+    }
+    fn with_model_layer(&self, layer: &ModelLayer<'_>) -> Option<Arc<dyn Evaluator>> {
+        Some(Arc::new(AnyOf::new(layered(&self.parts, layer)?)))
+    }
+    fn model_calls_per_item(&self) -> u32 {
+        calls_per_item(&self.parts)
     }
     async fn evaluate(&self, inputs: &[EvalInput]) -> Vec<EvalResult> {
         let results = run_parts(&self.parts, inputs).await;

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use metaprompt_core::{
-    ChatModel, ChatRequest, EvalInput, EvalResult, Evaluator, Message, ResponseSchema, async_trait,
-    extract_json, schema_for,
+    ChatModel, ChatRequest, EvalInput, EvalResult, Evaluator, Message, ModelError, ModelLayer,
+    ResponseSchema, async_trait, extract_json, schema_for,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -95,14 +95,15 @@ pub fn template_rubric(name: &str) -> Option<&'static str> {
 ///
 /// Each item is one call asking for `{reasoning, score}` through structured output; a
 /// malformed or failed reply is retried once, then that item (only) becomes an error result.
-/// Items run concurrently, at most `concurrency` at once.
+/// Items run concurrently; `max_concurrency` optionally caps how many at once (inside the
+/// optimizer the run's own `concurrency` limit applies to judge calls already).
 #[derive(Clone)]
 pub struct Judge {
     model: Arc<dyn ChatModel>,
     name: String,
     rubric: String,
     scale: Scale,
-    concurrency: usize,
+    max_concurrency: Option<usize>,
     max_tokens: u32,
 }
 
@@ -142,7 +143,7 @@ impl Judge {
             name,
             rubric,
             scale: Scale::OneToFive,
-            concurrency: 8,
+            max_concurrency: None,
             max_tokens: 512,
         }
     }
@@ -153,10 +154,15 @@ impl Judge {
         self
     }
 
-    /// Sets how many items are judged at once.
-    pub fn with_concurrency(mut self, n: usize) -> Self {
-        self.concurrency = n.max(1);
+    /// Caps how many items are judged at once (default: no cap of its own).
+    pub fn with_max_concurrency(mut self, n: Option<usize>) -> Self {
+        self.max_concurrency = n.map(|n| n.max(1));
         self
+    }
+
+    /// The model it judges with.
+    pub fn model(&self) -> &Arc<dyn ChatModel> {
+        &self.model
     }
 
     /// The request for one item.
@@ -194,6 +200,10 @@ impl Judge {
         let mut last_problem = String::new();
         for _attempt in 0..2 {
             match self.model.complete(request.clone()).await {
+                // Not made (budget, cancellation): asking again cannot help.
+                Err(e @ (ModelError::Budget(_) | ModelError::Cancelled)) => {
+                    return EvalResult::error(format!("judge call failed: {e}"));
+                }
                 Err(e) => last_problem = format!("judge call failed: {e}"),
                 Ok(resp) => match extract_json::<Verdict>(&resp.text) {
                     Err(e) => last_problem = format!("malformed judge reply: {e}"),
@@ -223,6 +233,16 @@ impl Evaluator for Judge {
         &self.name
     }
 
+    fn with_model_layer(&self, layer: &ModelLayer<'_>) -> Option<Arc<dyn Evaluator>> {
+        let mut judge = self.clone();
+        judge.model = layer(self.model.clone());
+        Some(Arc::new(judge))
+    }
+
+    fn model_calls_per_item(&self) -> u32 {
+        1
+    }
+
     async fn evaluate(&self, inputs: &[EvalInput]) -> Vec<EvalResult> {
         let mut out: Vec<Option<EvalResult>> = vec![None; inputs.len()];
         // Futures are built first (they do nothing until polled) so that the stream's item
@@ -232,7 +252,8 @@ impl Evaluator for Judge {
             .enumerate()
             .map(|(i, input)| async move { (i, self.judge_one(input).await) })
             .collect();
-        let mut stream = futures::stream::iter(calls).buffer_unordered(self.concurrency);
+        let limit = self.max_concurrency.unwrap_or(inputs.len()).max(1);
+        let mut stream = futures::stream::iter(calls).buffer_unordered(limit);
         while let Some((i, r)) = stream.next().await {
             out[i] = Some(r);
         }

@@ -17,9 +17,6 @@ use crate::structured::{JsonSchema as JsonSchemaMetric, JsonValid, Numeric};
 fn default_max_n() -> usize {
     4
 }
-fn default_concurrency() -> usize {
-    8
-}
 
 /// An evaluator as written in a configuration file: `kind` plus that kind's options.
 ///
@@ -126,9 +123,10 @@ pub enum EvaluatorSpec {
         /// `one_to_five` or `zero_to_one`.
         #[serde(default)]
         scale: Scale,
-        /// Items judged at once.
-        #[serde(default = "default_concurrency")]
-        concurrency: usize,
+        /// An extra cap on judge calls in flight, for a judge endpoint shared with others
+        /// (default: none; the run's `[optimizer] concurrency` applies).
+        #[serde(default, alias = "concurrency")]
+        max_concurrency: Option<usize>,
         /// The judge's model section (`provider`, `model`, …); read by the command line, which
         /// builds the model. Without it the teacher judges.
         #[serde(default)]
@@ -206,6 +204,20 @@ impl EvaluatorSpec {
         }
     }
 
+    /// The model section of the (first) judge that names one, if any.
+    pub fn judge_model_section(&self) -> Option<&serde_json::Value> {
+        match self {
+            EvaluatorSpec::Judge { model, .. } => model.as_ref(),
+            EvaluatorSpec::Weighted { parts } => {
+                parts.iter().find_map(|p| p.evaluator.judge_model_section())
+            }
+            EvaluatorSpec::AllOf { evaluators } | EvaluatorSpec::AnyOf { evaluators } => evaluators
+                .iter()
+                .find_map(EvaluatorSpec::judge_model_section),
+            _ => None,
+        }
+    }
+
     /// Builds the evaluator.
     pub fn build(&self, ctx: &BuildContext) -> Result<Arc<dyn Evaluator>, SpecError> {
         Ok(match self {
@@ -263,7 +275,7 @@ impl EvaluatorSpec {
                 template,
                 rubric,
                 scale,
-                concurrency,
+                max_concurrency,
                 ..
             } => {
                 let model = ctx.judge_model.clone().ok_or_else(|| {
@@ -284,7 +296,11 @@ impl EvaluatorSpec {
                         return Err(err("judge", "give a `template` or a `rubric`, not both"));
                     }
                 };
-                Arc::new(judge.with_scale(*scale).with_concurrency(*concurrency))
+                Arc::new(
+                    judge
+                        .with_scale(*scale)
+                        .with_max_concurrency(*max_concurrency),
+                )
             }
             EvaluatorSpec::Weighted { parts } => {
                 let built = parts

@@ -62,7 +62,7 @@ async fn malformed_output_is_retried_once_then_the_item_errors() {
             .reply("I think it is good")
             .reply(r#"{"reasoning": "ok now", "score": 5}"#),
     );
-    let judge = Judge::custom(model.clone(), "rubric").with_concurrency(1);
+    let judge = Judge::custom(model.clone(), "rubric").with_max_concurrency(Some(1));
     let out = judge.evaluate(&[item("x")]).await;
     assert_eq!(out[0].score(), 1.0);
     assert_eq!(model.call_count(), 2);
@@ -91,7 +91,7 @@ async fn off_scale_scores_and_call_failures_are_item_errors_only() {
             .fail(ModelError::Timeout(std::time::Duration::from_secs(30)))
             .reply(r#"{"reasoning": "meh", "score": 2}"#),
     );
-    let judge = Judge::custom(model, "rubric").with_concurrency(1);
+    let judge = Judge::custom(model, "rubric").with_max_concurrency(Some(1));
     let out = judge
         .evaluate(&[item("a"), item("b"), item("c"), item("d")])
         .await;

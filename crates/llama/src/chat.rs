@@ -55,6 +55,10 @@ pub struct LlamaConfig {
     pub n_threads: Option<i32>,
     /// Tokens generated when a request sets no `max_tokens`.
     pub default_max_tokens: u32,
+    /// The longest one call may take, queueing included; past it the call fails with
+    /// [`ModelError::Timeout`] and its sequence is dropped at the next decode step. `None`: no
+    /// limit.
+    pub timeout: Option<std::time::Duration>,
 }
 
 impl Default for LlamaConfig {
@@ -65,6 +69,7 @@ impl Default for LlamaConfig {
             ctx_per_seq: 4096,
             n_threads: None,
             default_max_tokens: 512,
+            timeout: None,
         }
     }
 }
@@ -124,6 +129,7 @@ struct Lane {
 #[derive(Clone)]
 pub struct LlamaChat {
     info: Arc<ModelInfo>,
+    timeout: Option<std::time::Duration>,
     lanes: Arc<[Lane]>,
     usage: Arc<Mutex<(u64, Usage)>>,
 }
@@ -247,6 +253,7 @@ impl LlamaChat {
         };
         Ok(LlamaChat {
             info: Arc::new(info),
+            timeout: config.timeout,
             lanes: lanes.into(),
             usage: Arc::new(Mutex::new((0, Usage::default()))),
         })
@@ -280,6 +287,11 @@ impl ChatModel for LlamaChat {
         &self.info.id
     }
 
+    /// A local model costs nothing per token.
+    fn price(&self) -> Option<metaprompt_core::Price> {
+        Some(metaprompt_core::Price::default())
+    }
+
     async fn complete(&self, request: ChatRequest) -> Result<ChatResponse, ModelError> {
         let (tx, rx) = oneshot::channel();
         // The least-loaded worker; the first on a tie, so one request alone always lands on
@@ -300,9 +312,15 @@ impl ChatModel for LlamaChat {
                 "every llama.cpp worker has stopped; load the model again".into(),
             ));
         }
-        let response = rx
-            .await
-            .map_err(|_| ModelError::Other("the llama.cpp worker dropped the request".into()))??;
+        let dropped = |_| ModelError::Other("the llama.cpp worker dropped the request".into());
+        let response = match self.timeout {
+            // Dropping the receiver on a timeout is what makes the worker free the sequence.
+            Some(limit) => tokio::time::timeout(limit, rx)
+                .await
+                .map_err(|_| ModelError::Timeout(limit))?
+                .map_err(dropped)??,
+            None => rx.await.map_err(dropped)??,
+        };
         let mut u = self
             .usage
             .lock()
@@ -311,6 +329,30 @@ impl ChatModel for LlamaChat {
         u.1 += response.usage;
         Ok(response)
     }
+}
+
+/// A grammar whose only sentences are the choices (GBNF string literals, escaped).
+fn choice_grammar(choices: &[String]) -> String {
+    let alternatives: Vec<String> = choices
+        .iter()
+        .map(|c| {
+            let mut lit = String::with_capacity(c.len() + 2);
+            lit.push('"');
+            for ch in c.chars() {
+                match ch {
+                    '"' => lit.push_str("\\\""),
+                    '\\' => lit.push_str("\\\\"),
+                    '\n' => lit.push_str("\\n"),
+                    '\r' => lit.push_str("\\r"),
+                    '\t' => lit.push_str("\\t"),
+                    c => lit.push(c),
+                }
+            }
+            lit.push('"');
+            lit
+        })
+        .collect();
+    format!("root ::= {}", alternatives.join(" | "))
 }
 
 /// One request being decoded.
@@ -518,6 +560,13 @@ impl Worker<'_> {
 
     fn sampler(&self, request: &ChatRequest) -> Result<LlamaSampler, ModelError> {
         let mut chain = Vec::new();
+        if request.response_schema.is_none() && !request.choices.is_empty() {
+            let g = LlamaSampler::grammar(self.model, &choice_grammar(&request.choices), "root")
+                .map_err(|e| {
+                    ModelError::BadRequest(format!("llama.cpp refused the choices' grammar: {e}"))
+                })?;
+            chain.push(g);
+        }
         if let Some(schema) = &request.response_schema {
             let text = serde_json::to_string(schema.schema.as_value())
                 .map_err(|e| ModelError::BadRequest(e.to_string()))?;
@@ -528,6 +577,20 @@ impl Worker<'_> {
                 ModelError::BadRequest(format!("llama.cpp refused the schema's grammar: {e}"))
             })?;
             chain.push(g);
+        }
+        let (freq, present) = (
+            request.frequency_penalty.unwrap_or(0.0),
+            request.presence_penalty.unwrap_or(0.0),
+        );
+        if freq != 0.0 || present != 0.0 {
+            // Over the last 256 tokens: long enough to see a sentence come round again.
+            chain.push(LlamaSampler::penalties(
+                self.model.n_vocab(),
+                256,
+                1.0,
+                freq,
+                present,
+            ));
         }
         match request.temperature {
             Some(t) if t > 0.0 => {

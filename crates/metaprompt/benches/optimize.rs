@@ -100,10 +100,15 @@ async fn main() {
                 stratify_by: None,
             },
         ),
-        vec!["Is this message spam or ham? Answer with one word.\n\n{text}".into()],
+        vec![
+            metaprompt::core::Prompt::parse(
+                "Is this message spam or ham? Answer with one word.\n\n{text}",
+            )
+            .expect("prompt"),
+        ],
     );
-    req.num_rounds = 5;
-    req.eval_subset_size = 40;
+    req.config.num_rounds = 5;
+    req.config.eval_subset_size = 40;
     req.config.concurrency = conc;
     let opt = MetaPromptOptimizer::builder()
         .teacher(model("teacher"))
@@ -128,7 +133,7 @@ async fn main() {
         }
     }
     bound_steps += steps(test)
-        * if res.best_prompt.source() == res.initial_prompt {
+        * if res.best_prompt == res.initial_prompt {
             1.0
         } else {
             2.0

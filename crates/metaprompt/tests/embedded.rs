@@ -57,11 +57,16 @@ async fn smollm2_optimizes_a_small_task_end_to_end() {
                 stratify_by: None,
             },
         ),
-        vec!["Is this message spam or ham? Answer with one word.\n\n{text}".into()],
+        vec![
+            metaprompt::core::Prompt::parse(
+                "Is this message spam or ham? Answer with one word.\n\n{text}",
+            )
+            .expect("prompt"),
+        ],
     );
     req.task_description = "Decide whether an SMS message is spam.".into();
-    req.num_rounds = 2;
-    req.eval_subset_size = 6;
+    req.config.num_rounds = 2;
+    req.config.eval_subset_size = 6;
     req.student_params.max_tokens = Some(4);
     req.config.teacher_max_tokens = 320;
     req.config.teacher_input_budget = 3000;

@@ -58,9 +58,9 @@ async fn a_large_val_split_at_concurrency_64_completes_cleanly() {
         Arc::new(ExactMatch::new(Normalize::all())),
         Arc::new(mapper),
         DataSource::Splits(splits),
-        vec!["Spam or ham?\n\n{text}".into()],
+        vec![metaprompt::core::Prompt::parse("Spam or ham?\n\n{text}").expect("prompt")],
     );
-    req.num_rounds = 0;
+    req.config.num_rounds = 0;
     req.config.concurrency = 64;
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path().join("load.db")).unwrap();

@@ -16,8 +16,8 @@ use metaprompt_core::{
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
-use crate::prices::list_price;
 use crate::retry::{RetryPolicy, RetryService};
+use metaprompt_core::list_price;
 
 /// Azure OpenAI settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,7 +82,7 @@ pub struct OpenAiBuilder {
     azure: Option<AzureSettings>,
     timeout: Duration,
     retry: RetryPolicy,
-    max_concurrency: usize,
+    max_concurrency: Option<usize>,
     rpm: Option<u32>,
     tpm: Option<u32>,
     price: Option<Price>,
@@ -99,13 +99,14 @@ struct Shared {
     id: String,
     timeout: Duration,
     max_attempts: u32,
-    semaphore: Semaphore,
+    semaphore: Option<Semaphore>,
     rpm: Option<DefaultDirectRateLimiter>,
     tpm: Option<DefaultDirectRateLimiter>,
     mode: AtomicU8,
     price: Option<Price>,
     accounting: Mutex<Accounting>,
-    secret: Option<String>,
+    /// The key and every header value: scrubbed from any message a server sends back.
+    secrets: Vec<String>,
 }
 
 /// An OpenAI-compatible chat model. Clones share one connection pool, one concurrency limit,
@@ -186,9 +187,10 @@ impl OpenAiBuilder {
         self
     }
 
-    /// Requests in flight at once, across clones (default 16).
+    /// An extra cap on requests in flight at once, across clones, for an endpoint shared with
+    /// others (default: none; the optimizer's own `concurrency` limits a run's calls).
     pub fn max_concurrency(mut self, n: usize) -> Self {
-        self.max_concurrency = n.max(1);
+        self.max_concurrency = Some(n.max(1));
         self
     }
 
@@ -276,13 +278,18 @@ impl OpenAiBuilder {
                 backend,
                 timeout: self.timeout,
                 max_attempts: self.retry.max_attempts,
-                semaphore: Semaphore::new(self.max_concurrency),
+                semaphore: self.max_concurrency.map(Semaphore::new),
                 rpm: limiter(self.rpm),
                 tpm: limiter(self.tpm),
                 mode: AtomicU8::new(StructuredMode::JsonSchema as u8),
                 price,
                 accounting: Mutex::new(Accounting::default()),
-                secret: self.api_key.filter(|k| k.len() >= 4),
+                secrets: self
+                    .api_key
+                    .into_iter()
+                    .chain(self.headers.into_iter().map(|(_, v)| v))
+                    .filter(|k| k.len() >= 4)
+                    .collect(),
             }),
         })
     }
@@ -326,8 +333,17 @@ pub(crate) fn body(model: &str, req: &ChatRequest, mode: StructuredMode) -> Valu
     if !req.stop.is_empty() {
         b["stop"] = json!(req.stop);
     }
+    if let Some(p) = req.frequency_penalty {
+        b["frequency_penalty"] = json!(p);
+    }
+    if let Some(p) = req.presence_penalty {
+        b["presence_penalty"] = json!(p);
+    }
     if let Some(rs) = &req.response_schema {
-        let schema = rs.schema.as_value().clone();
+        let mut schema = rs.schema.as_value().clone();
+        if mode == StructuredMode::JsonSchema {
+            strip_unsupported(&mut schema);
+        }
         match mode {
             StructuredMode::JsonSchema => {
                 b["response_format"] = json!({
@@ -355,6 +371,67 @@ pub(crate) fn body(model: &str, req: &ChatRequest, mode: StructuredMode) -> Valu
     }
     b["messages"] = Value::Array(messages);
     b
+}
+
+/// Keywords strict structured output refuses (length and count bounds). They stay in the
+/// schema a local model's grammar is built from; here the model is asked without them.
+const UNSUPPORTED_IN_STRICT: [&str; 8] = [
+    "maxLength",
+    "minLength",
+    "pattern",
+    "format",
+    "minItems",
+    "maxItems",
+    "minimum",
+    "maximum",
+];
+
+fn strip_unsupported(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            for k in UNSUPPORTED_IN_STRICT {
+                map.remove(k);
+            }
+            for (_, child) in map.iter_mut() {
+                strip_unsupported(child);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_unsupported),
+        _ => {}
+    }
+}
+
+/// A label-set request as structured output: `{"answer": one of the choices}`.
+fn with_choices(mut request: ChatRequest) -> ChatRequest {
+    let schema = json!({
+        "type": "object",
+        "properties": {"answer": {"type": "string", "enum": request.choices}},
+        "required": ["answer"],
+        "additionalProperties": false
+    });
+    if let Ok(schema) = serde_json::from_value(schema) {
+        request.response_schema = Some(metaprompt_core::ResponseSchema {
+            name: "answer".into(),
+            schema,
+        });
+    }
+    request
+}
+
+/// The bare choice from a structured answer (the text as it came when it holds none).
+fn choice_of(text: &str, choices: &[String]) -> String {
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        answer: String,
+    }
+    match extract_json::<Answer>(text) {
+        Ok(a) => a.answer,
+        Err(_) => choices
+            .iter()
+            .find(|c| text.trim() == c.as_str())
+            .cloned()
+            .unwrap_or_else(|| text.to_string()),
+    }
 }
 
 fn snippet(text: &str) -> String {
@@ -435,7 +512,7 @@ impl OpenAiChat {
             azure: None,
             timeout: Duration::from_secs(120),
             retry: RetryPolicy::default(),
-            max_concurrency: 16,
+            max_concurrency: None,
             rpm: None,
             tpm: None,
             price: None,
@@ -468,10 +545,13 @@ impl OpenAiChat {
     }
 
     fn scrub(&self, text: String) -> String {
-        match &self.shared.secret {
-            Some(s) if text.contains(s.as_str()) => text.replace(s.as_str(), "[REDACTED]"),
-            _ => text,
-        }
+        self.shared.secrets.iter().fold(text, |t, s| {
+            if t.contains(s.as_str()) {
+                t.replace(s.as_str(), "[REDACTED]")
+            } else {
+                t
+            }
+        })
     }
 
     fn map_error(&self, e: OpenAIError) -> ModelError {
@@ -538,13 +618,25 @@ impl ChatModel for OpenAiChat {
         &self.shared.id
     }
 
+    fn price(&self) -> Option<Price> {
+        self.shared.price
+    }
+
     async fn complete(&self, request: ChatRequest) -> Result<ChatResponse, ModelError> {
-        let _permit = self
-            .shared
-            .semaphore
-            .acquire()
-            .await
-            .map_err(|_| ModelError::Other("the client was shut down".into()))?;
+        let _permit = match &self.shared.semaphore {
+            Some(s) => Some(
+                s.acquire()
+                    .await
+                    .map_err(|_| ModelError::Other("the client was shut down".into()))?,
+            ),
+            None => None,
+        };
+        let choices = !request.choices.is_empty() && request.response_schema.is_none();
+        let request = if choices {
+            with_choices(request)
+        } else {
+            request
+        };
         if let Some(l) = &self.shared.rpm {
             l.until_ready().await;
         }
@@ -576,6 +668,9 @@ impl ChatModel for OpenAiChat {
                         && let Ok(clean) = extract_json::<Value>(&resp.text)
                     {
                         resp.text = clean.to_string();
+                    }
+                    if choices {
+                        resp.text = choice_of(&resp.text, &request.choices);
                     }
                     let mut acc = self
                         .shared

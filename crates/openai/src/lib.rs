@@ -24,9 +24,8 @@
 #![deny(missing_docs)]
 
 mod chat;
-mod prices;
 mod retry;
 
 pub use chat::{Accounting, AzureSettings, ConfigError, OpenAiBuilder, OpenAiChat, StructuredMode};
-pub use prices::{PRICES_AS_OF, list_price};
+pub use metaprompt_core::{PRICES_AS_OF, list_price};
 pub use retry::RetryPolicy;

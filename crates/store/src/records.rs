@@ -145,6 +145,7 @@ impl SqliteStore {
         self.write(Write::Round {
             run_id: run_id.into(),
             round: record.round,
+            child: record.child,
             record: encode(record)?,
         })
         .await
@@ -229,7 +230,7 @@ impl SqliteStore {
             let Some((id, config_hash, started_at, finished_at, status, stop_reason, result)) = head else {
                 return Ok(None);
             };
-            let mut stmt = c.prepare("SELECT record FROM rounds WHERE run_id = ?1 ORDER BY round")?;
+            let mut stmt = c.prepare("SELECT record FROM rounds WHERE run_id = ?1 ORDER BY round, child")?;
             let rounds = stmt
                 .query_map([&id], |r| r.get::<_, String>(0))?
                 .map(|t| {
@@ -324,6 +325,7 @@ impl EventSink for RunRecorder {
                 Ok(text) => self.store.write_detached(Write::Round {
                     run_id: self.run_id.clone(),
                     round: record.round,
+                    child: record.child,
                     record: text,
                 }),
                 Err(e) => tracing::warn!(error = %e, "cannot encode a round record"),

@@ -59,6 +59,19 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (run_id, round)
     );
     ",
+    // 2: several children per round (the search's proposals): rounds keyed by child too.
+    "
+    CREATE TABLE rounds_v2 (
+        run_id TEXT NOT NULL,
+        round  INTEGER NOT NULL,
+        child  INTEGER NOT NULL DEFAULT 0,
+        record TEXT NOT NULL,
+        PRIMARY KEY (run_id, round, child)
+    );
+    INSERT INTO rounds_v2 (run_id, round, child, record) SELECT run_id, round, 0, record FROM rounds;
+    DROP TABLE rounds;
+    ALTER TABLE rounds_v2 RENAME TO rounds;
+    ",
 ];
 
 /// The newest schema version this build knows.

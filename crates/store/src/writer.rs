@@ -34,6 +34,7 @@ pub(crate) enum Write {
     Round {
         run_id: String,
         round: u32,
+        child: u32,
         record: String,
     },
     Candidate {
@@ -182,12 +183,13 @@ fn apply(c: &Connection, w: &Write, r: &Redactor) -> rusqlite::Result<()> {
         Write::Round {
             run_id,
             round,
+            child,
             record,
         } => {
             c.prepare_cached(
-                "INSERT OR REPLACE INTO rounds (run_id, round, record) VALUES (?1, ?2, ?3)",
+                "INSERT OR REPLACE INTO rounds (run_id, round, child, record) VALUES (?1, ?2, ?3, ?4)",
             )?
-            .execute(params![run_id, round, red(record)])?;
+            .execute(params![run_id, round, child, red(record)])?;
         }
         Write::Candidate { hash, text } => {
             c.prepare_cached("INSERT OR IGNORE INTO candidates (hash, text) VALUES (?1, ?2)")?

@@ -24,6 +24,7 @@ fn record(round: u32) -> RoundRecord {
         reason: "r".into(),
         repaired: false,
         failed: false,
+        ..RoundRecord::default()
     }
 }
 

@@ -39,6 +39,7 @@ fn record(round: u32) -> RoundRecord {
         reason: "r".into(),
         repaired: false,
         failed: false,
+        ..RoundRecord::default()
     }
 }
 
@@ -189,7 +190,9 @@ async fn recorder_event_sink_records_rounds() {
     store.start_run("r", "c", None).await.unwrap();
     let sink = store.recorder("r");
     sink.emit(&RunEvent::RoundStarted { round: 1 });
-    sink.emit(&RunEvent::RoundFinished { record: record(1) });
+    sink.emit(&RunEvent::RoundFinished {
+        record: Box::new(record(1)),
+    });
     store.flush().await.unwrap();
     assert_eq!(store.load_run("r").await.unwrap().unwrap().rounds.len(), 1);
 }

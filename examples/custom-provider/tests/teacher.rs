@@ -112,10 +112,10 @@ async fn teaches_a_short_optimization() {
                 ..SplitConfig::default()
             },
         ),
-        vec!["Spam or ham?\n{text}".into()],
+        vec![metaprompt::core::Prompt::parse("Spam or ham?\n{text}").expect("prompt")],
     );
-    req.num_rounds = 1;
-    req.eval_subset_size = 12;
+    req.config.num_rounds = 1;
+    req.config.eval_subset_size = 12;
     let res = MetaPromptOptimizer::builder()
         .teacher(teacher)
         .build()
@@ -127,7 +127,7 @@ async fn teaches_a_short_optimization() {
     assert_eq!(res.final_score, 1.0);
     assert!(
         res.best_prompt
-            .source()
+            .text()
             .starts_with("Messages about prizes are spam.")
     );
 }

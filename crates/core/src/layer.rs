@@ -1,0 +1,563 @@
+//! Layers: `ChatModel`s that wrap a `ChatModel` (tower's idea, kept small).
+//!
+//! Every paid call of a run goes through the same two layers, whatever role the model plays:
+//!
+//! ```text
+//! Cached ──► (concurrency limit) ──► Metered ──► provider
+//! ```
+//!
+//! - [`Cached`] answers a request it has seen from a [`ResponseCache`] and stores every new
+//!   answer before returning it, so nothing paid for is paid again (a hit is counted on the
+//!   meter, never charged).
+//! - [`Metered`] admits a call only while the run's [`Budget`] allows it and the run is not
+//!   cancelled, then records calls, tokens and cost per [`CallRole`] on one shared [`Meter`].
+//!
+//! Caching, metering and budgets are written once, here; nothing caches or meters inline.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use metaprompt_core::layer::{CallRole, Cached, Meter, Metered};
+//! use metaprompt_core::{Budget, ChatModel, ChatRequest};
+//! # #[cfg(feature = "test-utils")] {
+//! use metaprompt_core::testing::{MemoryCache, ScriptedModel};
+//!
+//! let meter = Arc::new(Meter::new(Budget { max_llm_calls: Some(1), ..Budget::default() }));
+//! let model = Arc::new(ScriptedModel::new("m").with_handler(|_| Ok("hi".into())));
+//! let teacher = Cached::new(
+//!     Arc::new(Metered::new(model, CallRole::Teacher, meter.clone())),
+//!     Arc::new(MemoryCache::new()),
+//! )
+//! .counting_hits(meter.clone(), CallRole::Teacher);
+//! futures::executor::block_on(async {
+//!     teacher.complete(ChatRequest::user("a")).await.unwrap();
+//!     // The same request again is a cache hit: free, and allowed past the budget.
+//!     teacher.complete(ChatRequest::user("a")).await.unwrap();
+//!     // A new one would pass `max_llm_calls`: refused before any call.
+//!     assert!(teacher.complete(ChatRequest::user("b")).await.is_err());
+//! });
+//! let spend = meter.snapshot();
+//! assert_eq!((spend.teacher.calls, spend.teacher.cache_hits), (1, 1));
+//! # }
+//! ```
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::budget::{Budget, BudgetKind, Price, Spend};
+use crate::cache::{CacheKey, ResponseCache};
+use crate::model::{ChatModel, ChatRequest, ChatResponse, ModelError, Usage};
+
+/// A flag the caller trips (on Ctrl-C, say): no new call is admitted, the calls in flight
+/// finish, and the run returns what it has with `stop_reason = interrupted`.
+#[derive(Debug, Clone, Default)]
+pub struct CancelFlag(Arc<AtomicBool>);
+
+impl CancelFlag {
+    /// A flag that is not tripped.
+    pub fn new() -> Self {
+        CancelFlag::default()
+    }
+
+    /// Trips the flag.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the flag is tripped.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// The role a model plays in a run; spending is counted per role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallRole {
+    /// The model the prompt is optimized for.
+    Student,
+    /// The model that rewrites prompts.
+    Teacher,
+    /// A model (or hosted evaluator) that scores outputs.
+    Judge,
+}
+
+impl CallRole {
+    /// Every role.
+    pub const ALL: [CallRole; 3] = [CallRole::Student, CallRole::Teacher, CallRole::Judge];
+
+    fn index(self) -> usize {
+        match self {
+            CallRole::Student => 0,
+            CallRole::Teacher => 1,
+            CallRole::Judge => 2,
+        }
+    }
+}
+
+impl std::fmt::Display for CallRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CallRole::Student => "student",
+            CallRole::Teacher => "teacher",
+            CallRole::Judge => "judge",
+        })
+    }
+}
+
+/// What one role has spent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct RoleSpend {
+    /// Calls made (admitted, whether they succeeded or not). Cache hits are not calls.
+    pub calls: u64,
+    /// Requests answered by the cache.
+    pub cache_hits: u64,
+    /// Calls that failed.
+    pub errors: u64,
+    /// Tokens of successful calls.
+    pub usage: Usage,
+    /// Money, at the model's price.
+    pub cost_usd: f64,
+}
+
+/// Everything spent so far, per role: what a checkpoint keeps so that a resumed run reports
+/// (and budgets) the whole run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct MeterSnapshot {
+    /// The student's calls.
+    pub student: RoleSpend,
+    /// The teacher's calls.
+    pub teacher: RoleSpend,
+    /// The judges' calls.
+    #[serde(default)]
+    pub judge: RoleSpend,
+    /// Wall time, in seconds, including time before a resume.
+    pub elapsed_secs: f64,
+}
+
+impl MeterSnapshot {
+    /// One role's spending.
+    pub fn role(&self, role: CallRole) -> &RoleSpend {
+        match role {
+            CallRole::Student => &self.student,
+            CallRole::Teacher => &self.teacher,
+            CallRole::Judge => &self.judge,
+        }
+    }
+
+    /// Calls of every role.
+    pub fn calls(&self) -> u64 {
+        CallRole::ALL.iter().map(|r| self.role(*r).calls).sum()
+    }
+
+    /// Cache hits of every role.
+    pub fn cache_hits(&self) -> u64 {
+        CallRole::ALL.iter().map(|r| self.role(*r).cache_hits).sum()
+    }
+
+    /// Tokens of every role.
+    pub fn usage(&self) -> Usage {
+        CallRole::ALL
+            .iter()
+            .fold(Usage::default(), |u, r| u + self.role(*r).usage)
+    }
+
+    /// Cost of every role.
+    pub fn cost_usd(&self) -> f64 {
+        CallRole::ALL.iter().map(|r| self.role(*r).cost_usd).sum()
+    }
+}
+
+struct MeterState {
+    roles: [RoleSpend; 3],
+    /// The first call refused (budget or cancellation), if any.
+    refused: Option<ModelError>,
+}
+
+/// Calls, tokens and cost of a run per role, checked against one [`Budget`].
+///
+/// Shared by every layer of a run (`Arc<Meter>`); never locked across an `.await`.
+pub struct Meter {
+    state: Mutex<MeterState>,
+    budget: Budget,
+    cancel: CancelFlag,
+    started: Instant,
+    prior: Duration,
+}
+
+impl std::fmt::Debug for Meter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Meter")
+            .field("budget", &self.budget)
+            .field("spend", &self.snapshot())
+            .finish()
+    }
+}
+
+impl Meter {
+    /// A meter with nothing spent.
+    pub fn new(budget: Budget) -> Self {
+        Meter::resume(budget, CancelFlag::new(), MeterSnapshot::default())
+    }
+
+    /// A meter that goes on from what a checkpoint recorded and refuses calls once `cancel`
+    /// is tripped.
+    pub fn resume(budget: Budget, cancel: CancelFlag, spent: MeterSnapshot) -> Self {
+        Meter {
+            state: Mutex::new(MeterState {
+                roles: [spent.student, spent.teacher, spent.judge],
+                refused: None,
+            }),
+            budget,
+            cancel,
+            started: Instant::now(),
+            prior: Duration::from_secs_f64(spent.elapsed_secs.max(0.0)),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, MeterState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The budget this meter enforces.
+    pub fn budget(&self) -> &Budget {
+        &self.budget
+    }
+
+    /// Wall time so far, including time before a resume.
+    pub fn elapsed(&self) -> Duration {
+        self.prior + self.started.elapsed()
+    }
+
+    /// What has been spent, per role.
+    pub fn snapshot(&self) -> MeterSnapshot {
+        let s = self.lock();
+        MeterSnapshot {
+            student: s.roles[0],
+            teacher: s.roles[1],
+            judge: s.roles[2],
+            elapsed_secs: self.elapsed().as_secs_f64(),
+        }
+    }
+
+    /// What has been spent over every role, in the form budgets are written in.
+    pub fn spend(&self) -> Spend {
+        let snap = self.snapshot();
+        Spend {
+            calls: snap.calls(),
+            usage: snap.usage(),
+            cost_usd: snap.cost_usd(),
+            elapsed: self.elapsed(),
+        }
+    }
+
+    /// The budget already reached, if any.
+    pub fn exhausted(&self) -> Option<BudgetKind> {
+        self.budget.exhausted(&self.spend())
+    }
+
+    /// Whether `calls` more calls would pass a budget (calls already admitted count).
+    pub fn would_exceed(&self, calls: u64) -> Option<BudgetKind> {
+        self.budget.would_exceed(&self.spend(), calls)
+    }
+
+    /// The first call this meter refused (a budget ran out or the run was cancelled): work
+    /// that needed that call is incomplete and must not be used.
+    pub fn refusal(&self) -> Option<ModelError> {
+        self.lock().refused.clone()
+    }
+
+    /// Admits one call of `role`, counting it at once, or refuses it. Calls admitted
+    /// concurrently are counted before any of them finishes, so the call budget is never
+    /// passed; tokens, cost and time are known only afterwards, so those budgets can be
+    /// passed by at most the calls in flight.
+    pub fn admit(&self, role: CallRole) -> Result<(), ModelError> {
+        let elapsed = self.elapsed();
+        let mut s = self.lock();
+        let refusal = if self.cancel.is_cancelled() {
+            Some(ModelError::Cancelled)
+        } else {
+            let spend = Spend {
+                calls: s.roles.iter().map(|r| r.calls).sum(),
+                usage: s.roles.iter().fold(Usage::default(), |u, r| u + r.usage),
+                cost_usd: s.roles.iter().map(|r| r.cost_usd).sum(),
+                elapsed,
+            };
+            self.budget.would_exceed(&spend, 1).map(ModelError::Budget)
+        };
+        if let Some(e) = refusal {
+            if s.refused.is_none() {
+                s.refused = Some(e.clone());
+            }
+            return Err(e);
+        }
+        s.roles[role.index()].calls += 1;
+        Ok(())
+    }
+
+    /// Records how an admitted call ended.
+    pub fn settle(
+        &self,
+        role: CallRole,
+        price: Option<Price>,
+        outcome: Result<&ChatResponse, &ModelError>,
+    ) {
+        let mut s = self.lock();
+        let r = &mut s.roles[role.index()];
+        match outcome {
+            Ok(resp) => {
+                r.usage += resp.usage;
+                r.cost_usd += price.map_or(0.0, |p| p.call_cost(resp.usage));
+            }
+            Err(_) => r.errors += 1,
+        }
+    }
+
+    /// Counts a request answered by the cache.
+    pub fn record_hit(&self, role: CallRole) {
+        self.lock().roles[role.index()].cache_hits += 1;
+    }
+}
+
+/// Admits each call through a [`Meter`] and records what it spent.
+pub struct Metered {
+    inner: Arc<dyn ChatModel>,
+    role: CallRole,
+    meter: Arc<Meter>,
+}
+
+impl Metered {
+    /// Meters `inner`'s calls as `role`.
+    pub fn new(inner: Arc<dyn ChatModel>, role: CallRole, meter: Arc<Meter>) -> Self {
+        Metered { inner, role, meter }
+    }
+}
+
+#[async_trait]
+impl ChatModel for Metered {
+    fn id(&self) -> &str {
+        self.inner.id()
+    }
+
+    fn price(&self) -> Option<Price> {
+        self.inner.price()
+    }
+
+    async fn complete(&self, request: ChatRequest) -> Result<ChatResponse, ModelError> {
+        self.meter.admit(self.role)?;
+        let out = self.inner.complete(request).await;
+        self.meter
+            .settle(self.role, self.inner.price(), out.as_ref());
+        out
+    }
+}
+
+/// Answers from a [`ResponseCache`] when it can; stores every new answer before returning it.
+///
+/// The key is the model's id, the whole request (every message, the parameters, the schema)
+/// and a sample index of 0: two requests that differ in anything get different answers, and a
+/// repeated request (a resumed run, an unchanged prompt on the same row) costs nothing. A cache
+/// that fails is logged and treated as a miss; it never fails a call.
+pub struct Cached {
+    inner: Arc<dyn ChatModel>,
+    cache: Arc<dyn ResponseCache>,
+    hits: Option<(Arc<Meter>, CallRole)>,
+}
+
+impl Cached {
+    /// Caches `inner`'s answers in `cache`.
+    pub fn new(inner: Arc<dyn ChatModel>, cache: Arc<dyn ResponseCache>) -> Self {
+        Cached {
+            inner,
+            cache,
+            hits: None,
+        }
+    }
+
+    /// Counts hits on `meter` as `role`.
+    pub fn counting_hits(mut self, meter: Arc<Meter>, role: CallRole) -> Self {
+        self.hits = Some((meter, role));
+        self
+    }
+
+    /// The key a request is stored under.
+    pub fn key(&self, request: &ChatRequest) -> CacheKey {
+        CacheKey::for_request(self.inner.id(), request, 0)
+    }
+}
+
+#[async_trait]
+impl ChatModel for Cached {
+    fn id(&self) -> &str {
+        self.inner.id()
+    }
+
+    fn price(&self) -> Option<Price> {
+        self.inner.price()
+    }
+
+    async fn complete(&self, request: ChatRequest) -> Result<ChatResponse, ModelError> {
+        let key = self.key(&request);
+        match self.cache.get(&key).await {
+            Ok(Some(hit)) => {
+                if let Some((meter, role)) = &self.hits {
+                    meter.record_hit(*role);
+                }
+                return Ok(hit);
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "cache read failed; calling the model"),
+        }
+        let response = self.inner.complete(request).await?;
+        // Awaited before the call counts as done: a crash after this point repeats nothing.
+        if let Err(e) = self.cache.put(&key, &response).await {
+            tracing::warn!(error = %e, "cache write failed");
+        }
+        Ok(response)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{MemoryCache, ScriptedModel};
+    use futures::executor::block_on;
+
+    fn echo() -> Arc<ScriptedModel> {
+        Arc::new(
+            ScriptedModel::new("m")
+                .with_handler(|r| Ok(r.messages[0].content.clone()))
+                .with_price(Price {
+                    input_per_mtok: 1_000_000.0,
+                    output_per_mtok: 0.0,
+                    per_call: 0.5,
+                }),
+        )
+    }
+
+    #[test]
+    fn the_call_budget_is_never_passed_and_refusals_are_remembered() {
+        let meter = Arc::new(Meter::new(Budget {
+            max_llm_calls: Some(2),
+            ..Budget::default()
+        }));
+        let m = Metered::new(echo(), CallRole::Judge, meter.clone());
+        block_on(async {
+            assert!(m.complete(ChatRequest::user("a")).await.is_ok());
+            assert!(m.complete(ChatRequest::user("b")).await.is_ok());
+            let err = m.complete(ChatRequest::user("c")).await.unwrap_err();
+            assert_eq!(err, ModelError::Budget(BudgetKind::Calls));
+        });
+        let s = meter.snapshot();
+        assert_eq!(s.judge.calls, 2);
+        // One input token each at $1 a token, plus $0.5 a call.
+        assert!(
+            (s.judge.cost_usd - 3.0).abs() < 1e-9,
+            "{}",
+            s.judge.cost_usd
+        );
+        assert_eq!(meter.refusal(), Some(ModelError::Budget(BudgetKind::Calls)));
+    }
+
+    #[test]
+    fn a_cancelled_run_admits_nothing() {
+        let cancel = CancelFlag::new();
+        let meter = Arc::new(Meter::resume(
+            Budget::default(),
+            cancel.clone(),
+            MeterSnapshot::default(),
+        ));
+        let inner = echo();
+        let m = Metered::new(inner.clone(), CallRole::Student, meter.clone());
+        cancel.cancel();
+        assert_eq!(
+            block_on(m.complete(ChatRequest::user("a"))).unwrap_err(),
+            ModelError::Cancelled
+        );
+        assert_eq!(inner.call_count(), 0);
+    }
+
+    #[test]
+    fn cache_hits_are_free_and_counted_per_role() {
+        let meter = Arc::new(Meter::new(Budget::default()));
+        let inner = echo();
+        let cached = Cached::new(
+            Arc::new(Metered::new(
+                inner.clone(),
+                CallRole::Teacher,
+                meter.clone(),
+            )),
+            Arc::new(MemoryCache::new()),
+        )
+        .counting_hits(meter.clone(), CallRole::Teacher);
+        block_on(async {
+            for _ in 0..3 {
+                assert_eq!(
+                    cached.complete(ChatRequest::user("x")).await.unwrap().text,
+                    "x"
+                );
+            }
+        });
+        assert_eq!(inner.call_count(), 1);
+        let s = meter.snapshot();
+        assert_eq!((s.teacher.calls, s.teacher.cache_hits), (1, 2));
+        assert_eq!(s.student, RoleSpend::default());
+    }
+
+    #[test]
+    fn failures_are_not_cached_and_are_counted_as_errors() {
+        let meter = Arc::new(Meter::new(Budget::default()));
+        let inner = Arc::new(
+            ScriptedModel::new("f")
+                .fail(ModelError::Server("500".into()))
+                .reply("ok"),
+        );
+        let cached = Cached::new(
+            Arc::new(Metered::new(
+                inner.clone(),
+                CallRole::Student,
+                meter.clone(),
+            )),
+            Arc::new(MemoryCache::new()),
+        );
+        block_on(async {
+            assert!(cached.complete(ChatRequest::user("x")).await.is_err());
+            assert_eq!(
+                cached.complete(ChatRequest::user("x")).await.unwrap().text,
+                "ok"
+            );
+        });
+        let s = meter.snapshot();
+        assert_eq!((s.student.calls, s.student.errors), (2, 1));
+    }
+
+    #[test]
+    fn a_resumed_meter_keeps_the_earlier_spending() {
+        let earlier = MeterSnapshot {
+            teacher: RoleSpend {
+                calls: 4,
+                ..RoleSpend::default()
+            },
+            elapsed_secs: 10.0,
+            ..MeterSnapshot::default()
+        };
+        let meter = Meter::resume(
+            Budget {
+                max_llm_calls: Some(4),
+                ..Budget::default()
+            },
+            CancelFlag::new(),
+            earlier,
+        );
+        assert!(meter.elapsed() >= Duration::from_secs(10));
+        assert_eq!(
+            meter.admit(CallRole::Student),
+            Err(ModelError::Budget(BudgetKind::Calls))
+        );
+    }
+}

@@ -1,0 +1,115 @@
+//! The models of a run, each wrapped in the same layers.
+//!
+//! ```text
+//! student: Cached ─► Limited(concurrency) ─► Metered(student) ─► the student
+//! teacher: Cached ─────────────────────────► Metered(teacher) ─► the teacher
+//! judge:   Cached ─► Limited(concurrency) ─► Metered(judge)   ─► each model an evaluator calls
+//! ```
+//!
+//! A cache hit costs no permit and no budget; a call waits for a permit before it is
+//! admitted, so "in flight" means what it says. The student's and the judges' limits are
+//! separate, each `[optimizer] concurrency`: a provider's own limit is only an extra cap.
+
+use std::sync::Arc;
+
+use metaprompt_core::layer::{Cached, CallRole, Meter, Metered};
+use metaprompt_core::{
+    ChatModel, ChatRequest, ChatResponse, Evaluator, ModelError, Price, ResponseCache, async_trait,
+};
+use tokio::sync::Semaphore;
+
+/// Holds at most the semaphore's permits of calls in flight.
+pub(crate) struct Limited {
+    inner: Arc<dyn ChatModel>,
+    permits: Arc<Semaphore>,
+}
+
+#[async_trait]
+impl ChatModel for Limited {
+    fn id(&self) -> &str {
+        self.inner.id()
+    }
+
+    fn price(&self) -> Option<Price> {
+        self.inner.price()
+    }
+
+    async fn complete(&self, request: ChatRequest) -> Result<ChatResponse, ModelError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| ModelError::Cancelled)?;
+        self.inner.complete(request).await
+    }
+}
+
+/// What wraps one model.
+#[derive(Clone)]
+struct Wrap {
+    meter: Arc<Meter>,
+    cache: Option<Arc<dyn ResponseCache>>,
+}
+
+impl Wrap {
+    fn apply(
+        &self,
+        model: Arc<dyn ChatModel>,
+        role: CallRole,
+        limit: Option<Arc<Semaphore>>,
+    ) -> Arc<dyn ChatModel> {
+        let metered: Arc<dyn ChatModel> = Arc::new(Metered::new(model, role, self.meter.clone()));
+        let limited: Arc<dyn ChatModel> = match limit {
+            Some(permits) => Arc::new(Limited {
+                inner: metered,
+                permits,
+            }),
+            None => metered,
+        };
+        match &self.cache {
+            Some(c) => {
+                Arc::new(Cached::new(limited, c.clone()).counting_hits(self.meter.clone(), role))
+            }
+            None => limited,
+        }
+    }
+}
+
+/// The student, the teacher and the evaluator of a run, every model wrapped.
+#[derive(Clone)]
+pub(crate) struct RunModels {
+    pub(crate) student: Arc<dyn ChatModel>,
+    pub(crate) teacher: Arc<dyn ChatModel>,
+    pub(crate) evaluator: Arc<dyn Evaluator>,
+    pub(crate) meter: Arc<Meter>,
+}
+
+impl RunModels {
+    pub(crate) fn new(
+        student: Arc<dyn ChatModel>,
+        teacher: Arc<dyn ChatModel>,
+        evaluator: &Arc<dyn Evaluator>,
+        cache: Option<Arc<dyn ResponseCache>>,
+        meter: Arc<Meter>,
+        concurrency: usize,
+    ) -> Self {
+        let wrap = Wrap {
+            meter: meter.clone(),
+            cache,
+        };
+        let student_permits = Arc::new(Semaphore::new(concurrency.max(1)));
+        let judge_permits = Arc::new(Semaphore::new(concurrency.max(1)));
+        let judge_wrap = wrap.clone();
+        let evaluator = evaluator
+            .with_model_layer(&move |m: Arc<dyn ChatModel>| {
+                judge_wrap.apply(m, CallRole::Judge, Some(judge_permits.clone()))
+            })
+            .unwrap_or_else(|| evaluator.clone());
+        RunModels {
+            student: wrap.apply(student, CallRole::Student, Some(student_permits)),
+            teacher: wrap.apply(teacher, CallRole::Teacher, None),
+            evaluator,
+            meter,
+        }
+    }
+}
