@@ -27,21 +27,15 @@ mod tests {
     }
 
     #[test]
-    fn generated_files_are_up_to_date_and_staleness_is_detected() {
-        let generated = codegen::generate().unwrap();
-        let stale = codegen::stale(&root(), &generated);
-        assert!(
-            stale.is_empty(),
-            "stale generated files: {stale:?}; run `cargo xtask codegen`"
-        );
-        // On a temp copy, a changed file is reported.
+    fn staleness_of_generated_files_is_detected() {
+        // Whether the files are up to date is checked by `crates/cli/tests/docs.rs` against
+        // the binary the tests build; here, only that a changed file is reported.
+        let generated = vec![(PathBuf::from("docs/config.schema.json"), "{}\n".to_string())];
         let tmp = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(tmp.path().join("docs")).unwrap();
-        for (p, text) in &generated {
-            std::fs::write(tmp.path().join(p), text).unwrap();
-        }
+        std::fs::write(tmp.path().join("docs/config.schema.json"), "{}\n").unwrap();
         assert!(codegen::stale(tmp.path(), &generated).is_empty());
-        std::fs::write(tmp.path().join("docs/config.schema.json"), "{}").unwrap();
+        std::fs::write(tmp.path().join("docs/config.schema.json"), "{ }").unwrap();
         assert_eq!(
             codegen::stale(tmp.path(), &generated),
             ["docs/config.schema.json"]

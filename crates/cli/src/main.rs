@@ -7,6 +7,7 @@ mod config;
 mod model_cmd;
 mod models;
 mod progress;
+mod reference;
 mod report;
 mod run;
 
@@ -86,11 +87,14 @@ enum Command {
         #[command(subcommand)]
         action: model_cmd::ModelAction,
     },
-    /// Print the JSON schema of the config file (or of result.json).
+    /// Print the JSON schema of the config file (or of result.json, or the config reference).
     Schema {
         /// The schema of result.json instead.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "reference")]
         result: bool,
+        /// The config reference in Markdown (every key, its type and meaning) instead.
+        #[arg(long)]
+        reference: bool,
     },
     /// List or show runs recorded in a store.
     Runs {
@@ -213,16 +217,20 @@ fn main() -> ExitCode {
             } => commands::eval(config, prompt, split, json).await,
             Command::Demo { out, rounds, model } => commands::demo(out, rounds, model).await,
             Command::Model { action } => model_cmd::run(action).map(|()| 0).map_err(Failure::Usage),
-            Command::Schema { result } => {
-                let schema = if result {
-                    report::result_schema()
+            Command::Schema { result, reference } => {
+                if reference {
+                    print!("{}", reference::reference(&config::schema()));
                 } else {
-                    config::schema()
-                };
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&schema).unwrap_or_default()
-                );
+                    let schema = if result {
+                        report::result_schema()
+                    } else {
+                        config::schema()
+                    };
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&schema).unwrap_or_default()
+                    );
+                }
                 Ok(0)
             }
             Command::Runs { action, store } => match action.unwrap_or(RunsAction::List) {

@@ -292,7 +292,7 @@ async fn prompt_reading_a_label_is_a_usage_error() {
         "{text} (hint: {label})",
         |s| s.to_string(),
         true,
-        "uses {label}, which is a label field",
+        "uses {label}, a label field holding the expected answers",
     )
     .await;
 }

@@ -225,19 +225,29 @@ struct RawMessage {
     content: String,
 }
 
-/// Every accepted form: a string, `{messages = [...]}` or `{system = "...", user = "..."}`.
+/// `{messages = [...]}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MessagesForm {
+    messages: Vec<RawMessage>,
+}
+
+/// `{system = "...", user = "..."}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RolesForm {
+    #[serde(default)]
+    system: Option<String>,
+    user: String,
+}
+
+/// Every accepted form.
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum RawPrompt {
     Text(String),
-    Messages {
-        messages: Vec<RawMessage>,
-    },
-    Roles {
-        #[serde(default)]
-        system: Option<String>,
-        user: String,
-    },
+    Messages(MessagesForm),
+    Roles(RolesForm),
 }
 
 impl Serialize for Prompt {
@@ -277,10 +287,10 @@ impl<'de> Deserialize<'de> for Prompt {
         })?;
         let pairs: Vec<(Role, String)> = match raw {
             RawPrompt::Text(t) => vec![(Role::User, t)],
-            RawPrompt::Messages { messages } => {
+            RawPrompt::Messages(MessagesForm { messages }) => {
                 messages.into_iter().map(|m| (m.role, m.content)).collect()
             }
-            RawPrompt::Roles { system, user } => system
+            RawPrompt::Roles(RolesForm { system, user }) => system
                 .map(|s| (Role::System, s))
                 .into_iter()
                 .chain([(Role::User, user)])

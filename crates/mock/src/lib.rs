@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -48,6 +48,9 @@ pub struct MockConfig {
     pub fail_students_after: Option<(u64, f64)>,
     /// Student answers with this text for every request, when set.
     pub student_reply: Option<String>,
+    /// Answer every request with a 401 whose body echoes the request's headers (a server that
+    /// leaks the credentials it was sent).
+    pub echo_auth_401: bool,
 }
 
 /// Request counts.
@@ -59,6 +62,10 @@ pub struct Stats {
     pub student: u64,
     /// Teacher requests answered successfully.
     pub teacher: u64,
+    /// Judge requests (LLM-as-judge) answered successfully.
+    pub judge: u64,
+    /// Successful student requests that carried a system message.
+    pub student_with_system: u64,
     /// Successful student requests whose body was answered before.
     pub repeated_student: u64,
     /// Injected faults.
@@ -222,7 +229,32 @@ fn student_answer(prompt: &str) -> &'static str {
     }
 }
 
-fn teacher_answer(user: &str) -> String {
+/// Every message of a student request, joined: instructions may sit in a system message.
+fn whole_prompt(messages: &[Value]) -> String {
+    messages
+        .iter()
+        .filter_map(|m| m["content"].as_str())
+        .collect::<Vec<_>>()
+        .join("\n\n")
+}
+
+/// A judge that gives 5 when the response names the reference label and 1 otherwise.
+fn judge_answer(user: &str) -> String {
+    let section = |title: &str| {
+        user.split(&format!("## {title}\n<<<\n"))
+            .nth(1)
+            .and_then(|s| s.split("\n>>>").next())
+            .unwrap_or("")
+            .trim()
+            .to_lowercase()
+    };
+    let response = section("Response to evaluate");
+    let reference = section("Reference answer");
+    let good = !reference.is_empty() && response.contains(&reference);
+    json!({"reasoning": if good { "names the expected label" } else { "does not name the expected label" }, "score": if good { 5 } else { 1 }}).to_string()
+}
+
+fn teacher_answer(user: &str, system: &str) -> String {
     // The idea depends on the request only (how many rounds the ledger holds), never on the
     // request count, so runs with and without faults get the same answers.
     let call = user.matches("\nRound ").count() as u64;
@@ -246,6 +278,24 @@ fn teacher_answer(user: &str) -> String {
         ),
     ];
     let (line, why) = ideas[(call % ideas.len() as u64) as usize];
+    if system.contains("\"messages\": [") {
+        // A chat prompt: add the idea to the system message, keep the others as they are.
+        let messages: Vec<Value> = user
+            .split("<message role=\"")
+            .skip(1)
+            .filter_map(|m| {
+                let (role, rest) = m.split_once('"')?;
+                let content = rest.split_once(">\n")?.1.split("\n</message>").next()?;
+                let content = if role == "system" {
+                    format!("{content}\n{line}")
+                } else {
+                    content.to_string()
+                };
+                Some(json!({"role": role, "content": content}))
+            })
+            .collect();
+        return json!({"analysis": format!("Failures suggest {why}."), "hypothesis": format!("Adding '{line}' fixes it."), "messages": messages}).to_string();
+    }
     let prompt = match current.rfind("{text}") {
         Some(i) => format!("{}{line}\n\n{}", &current[..i], &current[i..]),
         None => format!("{current}\n{line}"),
@@ -253,7 +303,7 @@ fn teacher_answer(user: &str) -> String {
     json!({"analysis": format!("Failures suggest {why}."), "hypothesis": format!("Adding '{line}' fixes it."), "improved_prompt": prompt}).to_string()
 }
 
-async fn chat(State(s): State<Arc<Shared>>, body: String) -> Response {
+async fn chat(State(s): State<Arc<Shared>>, headers: HeaderMap, body: String) -> Response {
     let arrived = Instant::now();
     let n = s.counter.fetch_add(1, Ordering::SeqCst);
     let now = s.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
@@ -262,7 +312,19 @@ async fn chat(State(s): State<Arc<Shared>>, body: String) -> Response {
         st.requests += 1;
         st.max_in_flight = st.max_in_flight.max(now);
     }
-    let resp = answer(&s, n, &body).await;
+    let resp = if s.config.echo_auth_401 {
+        let seen: Vec<String> = headers
+            .iter()
+            .map(|(k, v)| format!("{k}: {}", v.to_str().unwrap_or("")))
+            .collect();
+        (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": {"message": format!("invalid credentials; you sent {}", seen.join("; ")), "type": "invalid_request_error", "param": null, "code": "invalid_api_key"}})),
+        )
+            .into_response()
+    } else {
+        answer(&s, n, &body).await
+    };
     s.in_flight.fetch_sub(1, Ordering::SeqCst);
     lock(&s.handled).push(arrived.elapsed());
     resp
@@ -314,7 +376,9 @@ async fn answer(s: &Shared, n: u64, body: &str) -> Response {
         .and_then(|m| m["content"].as_str())
         .unwrap_or("");
     let is_teacher = system.starts_with("You improve prompts");
+    let is_judge = system.starts_with("You are a strict, fair evaluator");
     if !is_teacher
+        && !is_judge
         && let Some((after, fraction)) = c.fail_students_after
         && lock(&s.stats).student >= after
         && draw(hash(body), 0) < fraction
@@ -327,17 +391,25 @@ async fn answer(s: &Shared, n: u64, body: &str) -> Response {
         .find(|m| m["role"] == "user")
         .and_then(|m| m["content"].as_str())
         .unwrap_or("");
+    let student_text = |user: &str| {
+        c.student_reply
+            .clone()
+            .unwrap_or_else(|| student_answer(user).to_string())
+    };
     let text = if is_teacher {
         if s.garbage_served.load(Ordering::SeqCst) < c.garbage_teacher_calls {
             s.garbage_served.fetch_add(1, Ordering::SeqCst);
             "I'd rather not say.".to_string()
         } else {
-            teacher_answer(first_user)
+            teacher_answer(first_user, system)
         }
+    } else if is_judge {
+        judge_answer(user)
+    } else if req["response_format"]["json_schema"]["name"] == "answer" {
+        // A student constrained to a label set answers in the structured form it was asked for.
+        json!({"answer": student_text(&whole_prompt(&messages))}).to_string()
     } else {
-        c.student_reply
-            .clone()
-            .unwrap_or_else(|| student_answer(user).to_string())
+        student_text(&whole_prompt(&messages))
     };
     let completion = json!({
         "id": format!("mock-{n}"), "object": "chat.completion", "created": 0,
@@ -360,7 +432,12 @@ async fn answer(s: &Shared, n: u64, body: &str) -> Response {
         let mut st = lock(&s.stats);
         if is_teacher {
             st.teacher += 1;
+        } else if is_judge {
+            st.judge += 1;
         } else {
+            if !system.is_empty() {
+                st.student_with_system += 1;
+            }
             st.student += 1;
             let mut seen = lock(&s.seen);
             let k = seen.entry(body.to_string()).or_insert(0);

@@ -82,7 +82,8 @@ async fn teaches_a_short_optimization() {
             )
         }),
     );
-    let rows: Vec<Row> = (0..24)
+    // Enough rows that the paired test on val can tell the rewrite is better.
+    let rows: Vec<Row> = (0..60)
         .map(|i| {
             let (text, label) = if i % 3 == 0 {
                 (format!("win a prize {i}"), "spam")
