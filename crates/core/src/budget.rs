@@ -24,7 +24,7 @@ impl Price {
     ///
     /// ```
     /// use metaprompt_core::{Price, Usage};
-    /// let p = Price { input_per_mtok: 2.5, output_per_mtok: 10.0 };
+    /// let p = Price { input_per_mtok: 2.5, output_per_mtok: 10.0, per_call: 0.0 };
     /// let u = Usage { input_tokens: 1_000_000, output_tokens: 500_000 };
     /// assert!((p.cost(u) - 7.5).abs() < 1e-12);
     /// ```
