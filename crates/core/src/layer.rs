@@ -40,6 +40,7 @@
 //! # }
 //! ```
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -361,12 +362,15 @@ impl ChatModel for Metered {
 ///
 /// The key is the model's id, the whole request (every message, the parameters, the schema)
 /// and a sample index of 0: two requests that differ in anything get different answers, and a
-/// repeated request (a resumed run, an unchanged prompt on the same row) costs nothing. A cache
-/// that fails is logged and treated as a miss; it never fails a call.
+/// repeated request (a resumed run, an unchanged prompt on the same row) costs nothing. The
+/// same request made twice at once is made once: the second waits for the first and is
+/// answered from the cache. A cache that fails is logged and treated as a miss; it never fails
+/// a call.
 pub struct Cached {
     inner: Arc<dyn ChatModel>,
     cache: Arc<dyn ResponseCache>,
     hits: Option<(Arc<Meter>, CallRole)>,
+    in_flight: Mutex<HashMap<CacheKey, Arc<futures::lock::Mutex<()>>>>,
 }
 
 impl Cached {
@@ -376,6 +380,7 @@ impl Cached {
             inner,
             cache,
             hits: None,
+            in_flight: Mutex::new(HashMap::new()),
         }
     }
 
@@ -403,6 +408,35 @@ impl ChatModel for Cached {
 
     async fn complete(&self, request: ChatRequest) -> Result<ChatResponse, ModelError> {
         let key = self.key(&request);
+        let gate = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        let held = gate.lock().await;
+        let out = self.answer(&key, request).await;
+        drop(held);
+        let mut map = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // The map's own reference and this call's: nobody else waits on this key.
+        if Arc::strong_count(&gate) == 2 {
+            map.remove(&key);
+        }
+        out
+    }
+}
+
+impl Cached {
+    async fn answer(
+        &self,
+        key: &CacheKey,
+        request: ChatRequest,
+    ) -> Result<ChatResponse, ModelError> {
+        let key = key.clone();
         match self.cache.get(&key).await {
             Ok(Some(hit)) => {
                 if let Some((meter, role)) = &self.hits {
@@ -507,6 +541,53 @@ mod tests {
         let s = meter.snapshot();
         assert_eq!((s.teacher.calls, s.teacher.cache_hits), (1, 2));
         assert_eq!(s.student, RoleSpend::default());
+    }
+
+    /// Suspends once before answering, so that calls really overlap.
+    struct Slow(Arc<ScriptedModel>);
+
+    #[async_trait]
+    impl ChatModel for Slow {
+        fn id(&self) -> &str {
+            "slow"
+        }
+        async fn complete(&self, request: ChatRequest) -> Result<ChatResponse, ModelError> {
+            let mut yielded = false;
+            futures::future::poll_fn(|cx| {
+                if yielded {
+                    std::task::Poll::Ready(())
+                } else {
+                    yielded = true;
+                    cx.waker().wake_by_ref();
+                    std::task::Poll::Pending
+                }
+            })
+            .await;
+            self.0.complete(request).await
+        }
+    }
+
+    #[test]
+    fn the_same_request_made_at_once_is_paid_once() {
+        let meter = Arc::new(Meter::new(Budget::default()));
+        let inner = echo();
+        let cached = Cached::new(
+            Arc::new(Metered::new(
+                Arc::new(Slow(inner.clone())),
+                CallRole::Judge,
+                meter.clone(),
+            )),
+            Arc::new(MemoryCache::new()),
+        )
+        .counting_hits(meter.clone(), CallRole::Judge);
+        let all =
+            futures::future::join_all((0..8).map(|_| cached.complete(ChatRequest::user("same"))));
+        for r in block_on(all) {
+            assert_eq!(r.unwrap().text, "same");
+        }
+        assert_eq!(inner.call_count(), 1);
+        assert_eq!(meter.snapshot().judge.cache_hits, 7);
+        assert!(cached.in_flight.lock().unwrap().is_empty());
     }
 
     #[test]

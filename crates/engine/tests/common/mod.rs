@@ -60,25 +60,28 @@ pub fn whole(req: &ChatRequest) -> String {
         .join("\n")
 }
 
+/// The answer of a student whose accuracy depends on which instructions the prompt holds.
+pub fn accuracy_answer(req: &ChatRequest) -> String {
+    let i = row_of(req);
+    let prompt = whole(req);
+    let right = label(i);
+    let wrong = if right == "spam" { "ham" } else { "spam" };
+    let correct = if prompt.contains("HARM") {
+        false
+    } else if prompt.contains("RULE-B") {
+        true
+    } else if prompt.contains("RULE-A") {
+        !i.is_multiple_of(7)
+    } else {
+        i.is_multiple_of(3)
+    };
+    if correct { right } else { wrong }.to_string()
+}
+
 /// A student whose accuracy depends on which instructions the prompt holds.
 pub fn accuracy_student() -> Arc<ScriptedModel> {
     Arc::new(
-        ScriptedModel::new("student").with_handler(|req: &ChatRequest| {
-            let i = row_of(req);
-            let prompt = whole(req);
-            let right = label(i);
-            let wrong = if right == "spam" { "ham" } else { "spam" };
-            let correct = if prompt.contains("HARM") {
-                false
-            } else if prompt.contains("RULE-B") {
-                true
-            } else if prompt.contains("RULE-A") {
-                !i.is_multiple_of(7)
-            } else {
-                i.is_multiple_of(3)
-            };
-            Ok(if correct { right } else { wrong }.to_string())
-        }),
+        ScriptedModel::new("student").with_handler(|req: &ChatRequest| Ok(accuracy_answer(req))),
     )
 }
 
