@@ -22,6 +22,18 @@ pub(crate) enum Interrupt {
     Cancelled,
 }
 
+/// Why a step stopped: interrupted (the run returns what it has) or failed.
+pub(crate) enum Stop {
+    Interrupt(Interrupt),
+    Error(crate::EngineError),
+}
+
+impl From<Interrupt> for Stop {
+    fn from(i: Interrupt) -> Self {
+        Stop::Interrupt(i)
+    }
+}
+
 impl Interrupt {
     fn from_refusal(e: &ModelError) -> Option<Interrupt> {
         match e {
@@ -30,6 +42,13 @@ impl Interrupt {
             _ => None,
         }
     }
+}
+
+/// Why an evaluation cannot go on.
+#[derive(Debug, Clone)]
+enum Halt {
+    Interrupt(Interrupt),
+    Fatal(ModelError),
 }
 
 /// One row's outcome.
@@ -82,31 +101,41 @@ impl Scorer {
         prompt: &Prompt,
         rows: &[Row],
         phase: Phase,
-    ) -> Result<Evaluation, Interrupt> {
+    ) -> Result<Evaluation, Stop> {
         if let Some(i) = self
             .meter
             .refusal()
             .as_ref()
             .and_then(Interrupt::from_refusal)
         {
-            return Err(i);
+            return Err(i.into());
         }
         let total = rows.len();
         let done = AtomicUsize::new(0);
+        // Once a call fails for good (bad key, no quota), the rest are not even tried.
+        let fatal = std::sync::atomic::AtomicBool::new(false);
         let calls: Vec<_> = rows
             .iter()
             .enumerate()
             .map(|(i, row)| {
-                let done = &done;
+                let (done, fatal) = (&done, &fatal);
                 async move {
                     let out = match prompt.render(row) {
                         Err(e) => Err(Err(e.to_string())),
+                        Ok(_) if fatal.load(Ordering::Relaxed) => {
+                            Err(Err("not called: an earlier call failed for good".into()))
+                        }
                         Ok(messages) => {
                             let request = self.params.request(messages);
                             match self.student.complete(request).await {
                                 Ok(resp) => Ok(resp.text),
                                 Err(e) => Err(match Interrupt::from_refusal(&e) {
-                                    Some(stop) => Ok(stop),
+                                    Some(stop) => Ok(Halt::Interrupt(stop)),
+                                    // Every further call would fail the same way.
+                                    None if matches!(e, ModelError::Auth(_) | ModelError::Quota(_)) => {
+                                        fatal.store(true, Ordering::Relaxed);
+                                        Ok(Halt::Fatal(e))
+                                    }
                                     None => Err(format!("student call failed: {e}")),
                                 }),
                             }
@@ -122,18 +151,21 @@ impl Scorer {
                 }
             })
             .collect();
-        type Out = Result<String, Result<Interrupt, String>>;
+        type Out = Result<String, Result<Halt, String>>;
         let mut outputs: Vec<Option<Out>> = vec![None; total];
         let mut stream = futures::stream::iter(calls).buffer_unordered(self.concurrency.max(1));
         while let Some((i, out)) = stream.next().await {
             outputs[i] = Some(out);
         }
         drop(stream);
-        if let Some(stop) = outputs.iter().find_map(|o| match o {
-            Some(Err(Ok(stop))) => Some(*stop),
+        if let Some(halt) = outputs.iter().find_map(|o| match o {
+            Some(Err(Ok(halt))) => Some(halt.clone()),
             _ => None,
         }) {
-            return Err(stop);
+            return Err(match halt {
+                Halt::Interrupt(i) => Stop::Interrupt(i),
+                Halt::Fatal(e) => Stop::Error(crate::EngineError::Student(e)),
+            });
         }
 
         // Map, then score every mappable item in one batch.
@@ -185,7 +217,7 @@ impl Scorer {
             .as_ref()
             .and_then(Interrupt::from_refusal)
         {
-            return Err(i);
+            return Err(i.into());
         }
         let errors = outcomes.iter().filter(|o| o.result.is_error()).count();
         let mean = if outcomes.is_empty() {

@@ -127,6 +127,9 @@ pub enum EngineError {
     /// The teacher cannot be used (credentials or quota).
     #[error("the teacher model failed: {0}")]
     Teacher(ModelError),
+    /// The student cannot be used (credentials or quota): every call would fail the same way.
+    #[error("the student model failed: {0}")]
+    Student(ModelError),
     /// A checkpoint could not be written.
     #[error("checkpoint: {0}")]
     Checkpoint(String),

@@ -11,6 +11,7 @@ use metaprompt_core::{
 use metaprompt_data::MinibatchState;
 
 use crate::EngineError;
+pub(crate) use crate::evaluate::Stop;
 use crate::evaluate::{Evaluation, Interrupt, Scorer};
 use crate::guards::normalised;
 use crate::layers::RunModels;
@@ -19,18 +20,6 @@ use crate::request::Checked;
 use crate::result::{ExampleReport, OptimizeResult, UsageReport};
 use crate::state::{RunState, STATE_VERSION};
 use crate::stats::{TestDelta, ci95};
-
-/// Why a step stopped.
-pub(crate) enum Stop {
-    Interrupt(Interrupt),
-    Error(EngineError),
-}
-
-impl From<Interrupt> for Stop {
-    fn from(i: Interrupt) -> Self {
-        Stop::Interrupt(i)
-    }
-}
 
 /// Everything a run works with besides its state.
 pub(crate) struct Run<'a> {

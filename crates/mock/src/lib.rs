@@ -51,6 +51,9 @@ pub struct MockConfig {
     /// Answer every request with a 401 whose body echoes the request's headers (a server that
     /// leaks the credentials it was sent).
     pub echo_auth_401: bool,
+    /// The student appends a mark of its prompt to every answer (` #123`), so that two
+    /// prompts never give the same output and never share a judge request.
+    pub mark_student_answers: bool,
 }
 
 /// Request counts.
@@ -68,6 +71,10 @@ pub struct Stats {
     pub student_with_system: u64,
     /// Successful student requests whose body was answered before.
     pub repeated_student: u64,
+    /// Successful teacher requests whose body was answered before.
+    pub repeated_teacher: u64,
+    /// Successful judge requests whose body was answered before.
+    pub repeated_judge: u64,
     /// Injected faults.
     pub faults: u64,
     /// Most requests in flight at once.
@@ -392,9 +399,16 @@ async fn answer(s: &Shared, n: u64, body: &str) -> Response {
         .and_then(|m| m["content"].as_str())
         .unwrap_or("");
     let student_text = |user: &str| {
-        c.student_reply
+        let answer = c
+            .student_reply
             .clone()
-            .unwrap_or_else(|| student_answer(user).to_string())
+            .unwrap_or_else(|| student_answer(user).to_string());
+        if c.mark_student_answers {
+            let instructions = user.rsplit_once("\n\n").map_or("", |(i, _)| i);
+            format!("{answer} #{}", hash(instructions) % 1000)
+        } else {
+            answer
+        }
     };
     let text = if is_teacher {
         if s.garbage_served.load(Ordering::SeqCst) < c.garbage_teacher_calls {
@@ -430,21 +444,24 @@ async fn answer(s: &Shared, n: u64, body: &str) -> Response {
     }
     {
         let mut st = lock(&s.stats);
+        let repeated = {
+            let mut seen = lock(&s.seen);
+            let k = seen.entry(body.to_string()).or_insert(0);
+            *k += 1;
+            *k > 1
+        };
         if is_teacher {
             st.teacher += 1;
+            st.repeated_teacher += u64::from(repeated);
         } else if is_judge {
             st.judge += 1;
+            st.repeated_judge += u64::from(repeated);
         } else {
             if !system.is_empty() {
                 st.student_with_system += 1;
             }
             st.student += 1;
-            let mut seen = lock(&s.seen);
-            let k = seen.entry(body.to_string()).or_insert(0);
-            *k += 1;
-            if *k > 1 {
-                st.repeated_student += 1;
-            }
+            st.repeated_student += u64::from(repeated);
         }
     }
     (
