@@ -16,6 +16,7 @@
 
 mod codegen;
 mod doctor;
+mod libclang;
 mod prereqs;
 mod reference;
 mod release;

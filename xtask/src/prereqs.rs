@@ -9,11 +9,11 @@
 //! `LD_LIBRARY_PATH`, `LIBRARY_PATH` and the usual system directories, `/usr/lib/llvm-*/lib`
 //! included.
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{Result, bail};
 
+use crate::libclang::LibclangSearch;
 use crate::sh;
 
 /// How each package manager names a prerequisite.
@@ -104,7 +104,7 @@ const PREREQS: [Prereq; 5] = [
 ];
 
 /// The first line a command prints on stdout, when it succeeds.
-fn first_line(program: &str, args: &[&str]) -> Option<String> {
+pub(crate) fn first_line(program: &str, args: &[&str]) -> Option<String> {
     let out = Command::new(program)
         .args(args)
         .stderr(Stdio::null())
@@ -130,159 +130,6 @@ fn on_path(program: &str) -> Option<String> {
         .map(|d| d.join(program))
         .find(|p| p.is_file())
         .map(|p| p.display().to_string())
-}
-
-/// Whether a file name is one that clang-sys would load as libclang.
-pub(crate) fn is_libclang_name(name: &str) -> bool {
-    // `libclang-cpp.so.14` is the C++ interface library, not libclang.
-    if name.contains("-cpp.") || name.starts_with("libclang-cpp") {
-        return false;
-    }
-    if cfg!(target_os = "macos") && name == "libclang.dylib" {
-        return true;
-    }
-    let versioned = |rest: &str| {
-        // `-14.so`, `-14.so.1`: a version, then `.so`, then an optional suffix.
-        rest.split_once(".so")
-            .is_some_and(|(v, tail)| !v.is_empty() && (tail.is_empty() || tail.starts_with('.')))
-    };
-    match name.strip_prefix("libclang") {
-        Some(".so") => true,
-        Some(rest) if rest.starts_with(".so.") => true,
-        Some(rest) => rest.strip_prefix('-').is_some_and(versioned),
-        None => false,
-    }
-}
-
-/// Where to look for libclang, as clang-sys looks (the environment and a root, so that tests
-/// can point it at a temporary directory).
-pub(crate) struct LibclangSearch {
-    /// `/` normally; directory patterns are taken relative to it.
-    pub(crate) root: PathBuf,
-    /// `LIBCLANG_PATH`: when set, the only place searched.
-    pub(crate) libclang_path: Option<PathBuf>,
-    /// `llvm-config --prefix`.
-    pub(crate) llvm_prefix: Option<PathBuf>,
-    /// `LD_LIBRARY_PATH` and `LIBRARY_PATH`.
-    pub(crate) library_dirs: Vec<PathBuf>,
-}
-
-/// clang-sys's directory patterns for Linux, in its order of preference (and macOS's).
-const DIRECTORY_PATTERNS: &[&str] = &[
-    "usr/local/llvm*/lib*",
-    "usr/local/lib*/*/*",
-    "usr/local/lib*/*",
-    "usr/local/lib*",
-    "usr/lib*/*/*",
-    "usr/lib*/*",
-    "usr/lib*",
-    "usr/local/opt/llvm*/lib",
-    "Library/Developer/CommandLineTools/usr/lib",
-    "Applications/Xcode.app/Contents/Developer/Toolchains/XcodeDefault.xctoolchain/usr/lib",
-];
-
-impl LibclangSearch {
-    /// The search this machine's environment describes.
-    pub(crate) fn from_env() -> Self {
-        let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
-        let mut library_dirs = Vec::new();
-        for name in ["LD_LIBRARY_PATH", "LIBRARY_PATH"] {
-            if let Some(v) = var(name) {
-                library_dirs.extend(std::env::split_paths(&v));
-            }
-        }
-        LibclangSearch {
-            root: PathBuf::from("/"),
-            libclang_path: var("LIBCLANG_PATH").map(PathBuf::from),
-            llvm_prefix: first_line("llvm-config", &["--prefix"]).map(PathBuf::from),
-            library_dirs,
-        }
-    }
-
-    /// The first libclang found, if any.
-    pub(crate) fn find(&self) -> Option<PathBuf> {
-        if let Some(p) = &self.libclang_path {
-            // A file named directly, or a directory holding one; nothing else is searched.
-            if p.is_file() {
-                let named = p
-                    .file_name()
-                    .is_some_and(|n| is_libclang_name(&n.to_string_lossy()));
-                return named.then(|| p.clone());
-            }
-            return libclang_in(p);
-        }
-        let mut dirs: Vec<PathBuf> = Vec::new();
-        if let Some(prefix) = &self.llvm_prefix {
-            dirs.extend(["bin", "lib", "lib64"].map(|d| prefix.join(d)));
-        }
-        dirs.extend(self.library_dirs.iter().cloned());
-        if let Some(found) = dirs.iter().find_map(|d| libclang_in(d)) {
-            return Some(found);
-        }
-        DIRECTORY_PATTERNS
-            .iter()
-            .flat_map(|pattern| expand(&self.root, pattern))
-            .find_map(|d| libclang_in(&d))
-    }
-}
-
-/// A libclang file directly inside `dir`.
-fn libclang_in(dir: &Path) -> Option<PathBuf> {
-    let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
-        .ok()?
-        .flatten()
-        .filter(|e| is_libclang_name(&e.file_name().to_string_lossy()))
-        .map(|e| e.path())
-        // A dangling symlink (the library removed, the link left) is not a library.
-        .filter(|p| p.is_file())
-        .collect();
-    names.sort();
-    names.into_iter().next()
-}
-
-/// `*` matches any run of characters within one path segment.
-fn wildcard(pattern: &str, name: &str) -> bool {
-    match pattern.split_once('*') {
-        None => pattern == name,
-        Some((head, tail)) => {
-            let Some(rest) = name.strip_prefix(head) else {
-                return false;
-            };
-            (0..=rest.len())
-                .filter(|&i| rest.is_char_boundary(i))
-                .any(|i| wildcard(tail, &rest[i..]))
-        }
-    }
-}
-
-/// The directories under `root` that a pattern such as `usr/lib*/*/*` names.
-fn expand(root: &Path, pattern: &str) -> Vec<PathBuf> {
-    let mut current = vec![root.to_path_buf()];
-    for segment in pattern.split('/') {
-        let mut next = Vec::new();
-        for dir in &current {
-            if segment.contains('*') {
-                let Ok(entries) = std::fs::read_dir(dir) else {
-                    continue;
-                };
-                let mut matched: Vec<PathBuf> = entries
-                    .flatten()
-                    .filter(|e| wildcard(segment, &e.file_name().to_string_lossy()))
-                    .map(|e| e.path())
-                    .filter(|p| p.is_dir())
-                    .collect();
-                matched.sort();
-                next.extend(matched);
-            } else {
-                let p = dir.join(segment);
-                if p.is_dir() {
-                    next.push(p);
-                }
-            }
-        }
-        current = next;
-    }
-    current
 }
 
 /// What the check found.
@@ -397,117 +244,6 @@ pub(crate) fn ensure(install: bool) -> Result<()> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    fn touch(root: &Path, rel: &str) -> PathBuf {
-        let p = root.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(&p, b"\x7fELF").unwrap();
-        p
-    }
-
-    fn search(root: &Path) -> LibclangSearch {
-        LibclangSearch {
-            root: root.to_path_buf(),
-            libclang_path: None,
-            llvm_prefix: None,
-            library_dirs: Vec::new(),
-        }
-    }
-
-    #[test]
-    fn only_libclang_cpp_is_missing() {
-        let dir = tempfile::tempdir().unwrap();
-        touch(dir.path(), "usr/lib/llvm-14/lib/libclang-cpp.so.14");
-        touch(dir.path(), "usr/lib/x86_64-linux-gnu/libclang-cpp.so.14");
-        touch(dir.path(), "usr/lib/llvm-14/lib/libLLVM-14.so");
-        assert_eq!(search(dir.path()).find(), None);
-    }
-
-    #[test]
-    fn versioned_libclang_so_is_present() {
-        let dir = tempfile::tempdir().unwrap();
-        touch(dir.path(), "usr/lib/llvm-14/lib/libclang-cpp.so.14");
-        let lib = touch(dir.path(), "usr/lib/llvm-14/lib/libclang.so.1");
-        assert_eq!(search(dir.path()).find(), Some(lib));
-    }
-
-    #[test]
-    fn libclang_with_a_version_in_its_name_is_present() {
-        let dir = tempfile::tempdir().unwrap();
-        let lib = touch(dir.path(), "usr/lib/x86_64-linux-gnu/libclang-14.so.1");
-        assert_eq!(search(dir.path()).find(), Some(lib));
-    }
-
-    #[test]
-    fn libclang_path_without_libclang_is_missing_even_if_the_system_has_one() {
-        let dir = tempfile::tempdir().unwrap();
-        touch(dir.path(), "usr/lib/llvm-14/lib/libclang.so.1");
-        let elsewhere = dir.path().join("opt/llvm/lib");
-        touch(dir.path(), "opt/llvm/lib/libclang-cpp.so.14");
-        let mut s = search(dir.path());
-        s.libclang_path = Some(elsewhere.clone());
-        assert_eq!(s.find(), None);
-        // The same directory holding the real library is found.
-        let lib = touch(dir.path(), "opt/llvm/lib/libclang.so");
-        assert_eq!(s.find(), Some(lib));
-    }
-
-    #[test]
-    fn library_path_and_llvm_prefix_are_searched() {
-        let dir = tempfile::tempdir().unwrap();
-        let lib = touch(dir.path(), "custom/libclang-17.so");
-        let mut s = search(dir.path());
-        s.library_dirs = vec![dir.path().join("custom")];
-        assert_eq!(s.find(), Some(lib));
-        let lib = touch(dir.path(), "llvm/lib/libclang.so.17");
-        let mut s = search(dir.path());
-        s.llvm_prefix = Some(dir.path().join("llvm"));
-        assert_eq!(s.find(), Some(lib));
-    }
-
-    #[test]
-    fn a_dangling_symlink_is_not_a_library() {
-        let dir = tempfile::tempdir().unwrap();
-        let libdir = dir.path().join("usr/lib/llvm-14/lib");
-        std::fs::create_dir_all(&libdir).unwrap();
-        std::os::unix::fs::symlink(libdir.join("gone.so.1"), libdir.join("libclang.so")).unwrap();
-        assert_eq!(search(dir.path()).find(), None);
-    }
-
-    #[test]
-    fn names_are_matched_as_clang_sys_matches_them() {
-        for yes in [
-            "libclang.so",
-            "libclang.so.1",
-            "libclang.so.14.0.6",
-            "libclang-14.so",
-            "libclang-14.so.1",
-            "libclang-14.0.so.14",
-        ] {
-            assert!(is_libclang_name(yes), "{yes}");
-        }
-        for no in [
-            "libclang-cpp.so.14",
-            "libclang-cpp.so",
-            "libclang-cpp14.so",
-            "libclangBasic.a",
-            "libclang.a",
-            "libclang-.so",
-            "libclang.sox",
-            "libLLVM-14.so",
-        ] {
-            assert!(!is_libclang_name(no), "{no}");
-        }
-    }
-
-    #[test]
-    fn wildcards_match_within_a_segment() {
-        assert!(wildcard("llvm-*", "llvm-14"));
-        assert!(wildcard("lib*", "lib"));
-        assert!(wildcard("lib*", "lib64"));
-        assert!(!wildcard("lib*", "usr"));
-        assert!(wildcard("*", "anything"));
-    }
 
     #[test]
     fn install_commands_name_every_package_manager() {

@@ -121,4 +121,84 @@ mod tests {
         let p = crate::release::problems(&root()).unwrap();
         assert!(p.is_empty(), "{p:?}");
     }
+
+    /// The `[dependencies]` of a workspace member, by name.
+    fn dependencies(member: &str) -> Vec<String> {
+        let text = std::fs::read_to_string(root().join(member).join("Cargo.toml")).unwrap();
+        let manifest: toml::Table = text.parse().unwrap();
+        manifest
+            .get("dependencies")
+            .and_then(toml::Value::as_table)
+            .map(|t| t.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn core_depends_on_no_io_crate() {
+        let allowed = [
+            "async-trait",
+            "futures",
+            "hex",
+            "schemars",
+            "serde",
+            "serde_json",
+            "sha2",
+            "thiserror",
+            "tracing",
+        ];
+        for dep in dependencies("crates/core") {
+            assert!(
+                allowed.contains(&dep.as_str()),
+                "metaprompt-core depends on `{dep}`: the core crate holds contracts only (no I/O)"
+            );
+        }
+    }
+
+    #[test]
+    fn the_engine_names_no_vendor() {
+        let vendors = [
+            "async-openai",
+            "async_openai",
+            "reqwest",
+            "llama-cpp",
+            "llama_cpp",
+            "rusqlite",
+            "metaprompt-openai",
+            "metaprompt_openai",
+            "metaprompt-llama",
+            "metaprompt_llama",
+            "metaprompt-store",
+            "metaprompt_store",
+            "metaprompt-anthropic",
+            "metaprompt_anthropic",
+            "metaprompt-futureagi",
+            "metaprompt_futureagi",
+        ];
+        for dep in dependencies("crates/engine") {
+            assert!(
+                !vendors.contains(&dep.as_str()),
+                "the engine depends on `{dep}`"
+            );
+        }
+        for f in files(&root().join("crates/engine/src"), "rs") {
+            let text = std::fs::read_to_string(&f).unwrap();
+            for v in vendors {
+                assert!(!text.contains(v), "{} names `{v}`", f.display());
+            }
+        }
+    }
+
+    #[test]
+    fn no_source_file_is_over_500_lines() {
+        for dir in ["crates", "xtask", "examples"] {
+            for f in files(&root().join(dir), "rs") {
+                let lines = std::fs::read_to_string(&f).unwrap().lines().count();
+                assert!(
+                    lines <= 500,
+                    "{} has {lines} lines; split it along its concepts",
+                    f.display()
+                );
+            }
+        }
+    }
 }

@@ -98,12 +98,22 @@ async fn judge_calls_are_metered_and_a_finished_run_resumed_makes_no_call() {
     let stats = server.stats();
     assert!(stats.judge > 0);
     assert_eq!(doc["usage"]["judge_calls"].as_u64().unwrap(), stats.judge);
-    assert_eq!(doc["usage"]["student_calls"].as_u64().unwrap(), stats.student);
-    assert_eq!(doc["usage"]["teacher_calls"].as_u64().unwrap(), stats.teacher);
+    assert_eq!(
+        doc["usage"]["student_calls"].as_u64().unwrap(),
+        stats.student
+    );
+    assert_eq!(
+        doc["usage"]["teacher_calls"].as_u64().unwrap(),
+        stats.teacher
+    );
     // Resumed when already finished: every call is answered by the cache.
     let o = blocking(optimize_args(&cfg, &out, &["--resume"]), dir.path().into()).await;
     assert!(o.status.success(), "{}", text(&o.stderr));
-    assert_eq!(server.stats().requests, stats.requests, "a call was made again");
+    assert_eq!(
+        server.stats().requests,
+        stats.requests,
+        "a call was made again"
+    );
     assert_eq!(result(&out)["best_prompt"], doc["best_prompt"]);
 }
 
@@ -113,7 +123,9 @@ async fn a_dry_run_projects_each_role_and_the_run_makes_exactly_that() {
     let server = MockServer::start(marked()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let cfg = judge_config(dir.path(), &server.base_url(), "num_rounds = 1\n", false);
-    let cfg_text = std::fs::read_to_string(&cfg).unwrap().replace("num_rounds = 3\n", "");
+    let cfg_text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("num_rounds = 3\n", "");
     std::fs::write(&cfg, cfg_text).unwrap();
     let out = dir.path().join("run");
     let mut args = optimize_args(&cfg, &out, &["--dry-run", "--json"]);
@@ -125,7 +137,11 @@ async fn a_dry_run_projects_each_role_and_the_run_makes_exactly_that() {
     let o = blocking(args, dir.path().into()).await;
     assert!(o.status.success(), "{}", text(&o.stderr));
     let doc = result(&out);
-    assert!(doc["rounds"][0]["val_score"].is_number(), "{}", doc["rounds"][0]);
+    assert!(
+        doc["rounds"][0]["val_score"].is_number(),
+        "{}",
+        doc["rounds"][0]
+    );
     let stats = server.stats();
     assert_eq!(plan["student_calls"].as_u64().unwrap(), stats.student);
     assert_eq!(plan["teacher_calls"].as_u64().unwrap(), stats.teacher);
@@ -136,7 +152,12 @@ async fn a_dry_run_projects_each_role_and_the_run_makes_exactly_that() {
 async fn the_call_budget_counts_the_judge() {
     let server = MockServer::start(marked()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let cfg = judge_config(dir.path(), &server.base_url(), "max_llm_calls = 70\n", false);
+    let cfg = judge_config(
+        dir.path(),
+        &server.base_url(),
+        "max_llm_calls = 70\n",
+        false,
+    );
     let out = dir.path().join("run");
     let o = blocking(optimize_args(&cfg, &out, &[]), dir.path().into()).await;
     assert!(o.status.success(), "{}", text(&o.stderr));
@@ -179,7 +200,10 @@ async fn sigkill_in_a_judge_scored_run_then_resume_repeats_no_answered_call() {
     let o = blocking(optimize_args(&cfg, &out, &["--resume"]), dir.path().into()).await;
     assert!(o.status.success(), "{}", text(&o.stderr));
     let after = server.stats();
-    assert!(after.requests > before.requests, "the resumed run did the rest");
+    assert!(
+        after.requests > before.requests,
+        "the resumed run did the rest"
+    );
     // Only what was in flight at the kill (at most the concurrency of 4 per role) is asked
     // again; everything answered before it comes from the cache.
     assert!(after.repeated_student <= 4, "{after:?}");
@@ -222,7 +246,9 @@ async fn planted_keys_and_header_values_appear_nowhere() {
         .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let cfg = judge_config(dir.path(), &server.base_url(), "num_rounds = 1\n", true);
-        let cfg_text = std::fs::read_to_string(&cfg).unwrap().replace("num_rounds = 3\n", "");
+        let cfg_text = std::fs::read_to_string(&cfg)
+            .unwrap()
+            .replace("num_rounds = 3\n", "");
         std::fs::write(&cfg, cfg_text).unwrap();
         let out = dir.path().join("run");
         let o = blocking(optimize_args(&cfg, &out, &[]), dir.path().into()).await;
@@ -232,8 +258,14 @@ async fn planted_keys_and_header_values_appear_nowhere() {
             let err = text(&o.stderr);
             assert!(err.contains("authentication failed"), "{err}");
             // The echo is there, with every credential scrubbed out of it.
-            assert!(err.contains("you sent") && err.contains("[REDACTED]"), "{err}");
-            assert!(server.stats().requests <= 8, "a refused key must stop the run at once");
+            assert!(
+                err.contains("you sent") && err.contains("[REDACTED]"),
+                "{err}"
+            );
+            assert!(
+                server.stats().requests <= 8,
+                "a refused key must stop the run at once"
+            );
         } else {
             assert!(o.status.success(), "{}", text(&o.stderr));
         }

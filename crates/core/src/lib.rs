@@ -39,6 +39,7 @@ pub mod generator;
 pub mod json;
 pub mod layer;
 pub mod mapper;
+pub mod meter;
 pub mod model;
 pub mod prices;
 pub mod prompt;
@@ -55,8 +56,8 @@ pub use checkpoint::{Checkpoint, CheckpointError, Checkpointer};
 pub use eval::{EvalResult, Evaluator, InvalidScore, ModelLayer, mean_score};
 pub use generator::{GenerateError, GenerateParams, Generator};
 pub use json::{ExtractError, extract_json, schema_for};
-pub use layer::{CallRole, CancelFlag, Meter, MeterSnapshot, RoleSpend};
 pub use mapper::{DataMapper, MapError};
+pub use meter::{CallRole, CancelFlag, Meter, MeterSnapshot, RoleSpend};
 pub use model::{
     ChatModel, ChatRequest, ChatResponse, FinishReason, Message, ModelError, ResponseSchema, Role,
     Usage,

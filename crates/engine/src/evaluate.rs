@@ -132,7 +132,11 @@ impl Scorer {
                                 Err(e) => Err(match Interrupt::from_refusal(&e) {
                                     Some(stop) => Ok(Halt::Interrupt(stop)),
                                     // Every further call would fail the same way.
-                                    None if matches!(e, ModelError::Auth(_) | ModelError::Quota(_)) => {
+                                    None if matches!(
+                                        e,
+                                        ModelError::Auth(_) | ModelError::Quota(_)
+                                    ) =>
+                                    {
                                         fatal.store(true, Ordering::Relaxed);
                                         Ok(Halt::Fatal(e))
                                     }

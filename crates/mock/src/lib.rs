@@ -91,6 +91,10 @@ struct Shared {
     handled: Mutex<Vec<Duration>>,
 }
 
+mod answers;
+
+use answers::{judge_answer, student_answer, teacher_answer, whole_prompt};
+
 /// A running mock server.
 pub struct MockServer {
     /// Where it listens.
@@ -217,97 +221,6 @@ fn draw(seed: u64, n: u64) -> f64 {
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^= z >> 31;
     (z >> 11) as f64 / (1u64 << 53) as f64
-}
-
-const SPAM_WORDS: [&str; 14] = [
-    "win", "prize", "free", "claim", "cash", "£", "urgent", "offer", "loan", "bitcoin", "click",
-    "reply", "call now", "earn",
-];
-
-fn student_answer(prompt: &str) -> &'static str {
-    let lower = prompt.to_lowercase();
-    // The message is the last paragraph of the rendered prompt; the instructions come before.
-    let (instructions, message) = lower.rsplit_once("\n\n").unwrap_or(("", &lower));
-    let guided = instructions.contains("prize") || instructions.contains("money");
-    if guided && SPAM_WORDS.iter().any(|w| message.contains(w)) {
-        "spam"
-    } else {
-        "ham"
-    }
-}
-
-/// Every message of a student request, joined: instructions may sit in a system message.
-fn whole_prompt(messages: &[Value]) -> String {
-    messages
-        .iter()
-        .filter_map(|m| m["content"].as_str())
-        .collect::<Vec<_>>()
-        .join("\n\n")
-}
-
-/// A judge that gives 5 when the response names the reference label and 1 otherwise.
-fn judge_answer(user: &str) -> String {
-    let section = |title: &str| {
-        user.split(&format!("## {title}\n<<<\n"))
-            .nth(1)
-            .and_then(|s| s.split("\n>>>").next())
-            .unwrap_or("")
-            .trim()
-            .to_lowercase()
-    };
-    let response = section("Response to evaluate");
-    let reference = section("Reference answer");
-    let good = !reference.is_empty() && response.contains(&reference);
-    json!({"reasoning": if good { "names the expected label" } else { "does not name the expected label" }, "score": if good { 5 } else { 1 }}).to_string()
-}
-
-fn teacher_answer(user: &str, system: &str) -> String {
-    // The idea depends on the request only (how many rounds the ledger holds), never on the
-    // request count, so runs with and without faults get the same answers.
-    let call = user.matches("\nRound ").count() as u64;
-    let current = user
-        .split("<prompt>\n")
-        .nth(1)
-        .and_then(|s| s.split("\n</prompt>").next())
-        .unwrap_or("{text}");
-    let ideas = [
-        (
-            "Messages offering prizes, money or urgent claims are spam.",
-            "the prompt never says what spam looks like",
-        ),
-        (
-            "Reply with exactly one word: spam or ham.",
-            "outputs are not constrained to the labels",
-        ),
-        (
-            "Personal messages between friends are ham.",
-            "ham is not described",
-        ),
-    ];
-    let (line, why) = ideas[(call % ideas.len() as u64) as usize];
-    if system.contains("\"messages\": [") {
-        // A chat prompt: add the idea to the system message, keep the others as they are.
-        let messages: Vec<Value> = user
-            .split("<message role=\"")
-            .skip(1)
-            .filter_map(|m| {
-                let (role, rest) = m.split_once('"')?;
-                let content = rest.split_once(">\n")?.1.split("\n</message>").next()?;
-                let content = if role == "system" {
-                    format!("{content}\n{line}")
-                } else {
-                    content.to_string()
-                };
-                Some(json!({"role": role, "content": content}))
-            })
-            .collect();
-        return json!({"analysis": format!("Failures suggest {why}."), "hypothesis": format!("Adding '{line}' fixes it."), "messages": messages}).to_string();
-    }
-    let prompt = match current.rfind("{text}") {
-        Some(i) => format!("{}{line}\n\n{}", &current[..i], &current[i..]),
-        None => format!("{current}\n{line}"),
-    };
-    json!({"analysis": format!("Failures suggest {why}."), "hypothesis": format!("Adding '{line}' fixes it."), "improved_prompt": prompt}).to_string()
 }
 
 async fn chat(State(s): State<Arc<Shared>>, headers: HeaderMap, body: String) -> Response {

@@ -8,16 +8,17 @@ use std::time::Duration;
 use async_openai::Client;
 use async_openai::config::{AzureConfig, OpenAIConfig};
 use async_openai::error::OpenAIError;
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use governor::DefaultDirectRateLimiter;
 use metaprompt_core::{
-    ChatModel, ChatRequest, ChatResponse, FinishReason, Message, ModelError, Price, Role, Usage,
-    async_trait, extract_json,
+    ChatModel, ChatRequest, ChatResponse, Message, ModelError, Price, Usage, async_trait,
+    extract_json,
 };
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::Semaphore;
 
-use crate::retry::{RetryPolicy, RetryService};
-use metaprompt_core::list_price;
+use crate::builder::OpenAiBuilder;
+use crate::retry::RetryPolicy;
+use crate::wire::{body, choice_of, mentions_format, parse_response, snippet, with_choices};
 
 /// Azure OpenAI settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,43 +71,25 @@ pub struct Accounting {
     pub cost_usd: f64,
 }
 
-/// Builds an [`OpenAiChat`].
-#[derive(Debug, Clone)]
-pub struct OpenAiBuilder {
-    model: String,
-    base_url: Option<String>,
-    api_key: Option<String>,
-    headers: Vec<(String, String)>,
-    organization: Option<String>,
-    project: Option<String>,
-    azure: Option<AzureSettings>,
-    timeout: Duration,
-    retry: RetryPolicy,
-    max_concurrency: Option<usize>,
-    rpm: Option<u32>,
-    tpm: Option<u32>,
-    price: Option<Price>,
-}
-
-enum Backend {
+pub(crate) enum Backend {
     OpenAi(Client<OpenAIConfig>),
     Azure(Client<AzureConfig>),
 }
 
-struct Shared {
-    backend: Backend,
-    model: String,
-    id: String,
-    timeout: Duration,
-    max_attempts: u32,
-    semaphore: Option<Semaphore>,
-    rpm: Option<DefaultDirectRateLimiter>,
-    tpm: Option<DefaultDirectRateLimiter>,
-    mode: AtomicU8,
-    price: Option<Price>,
-    accounting: Mutex<Accounting>,
+pub(crate) struct Shared {
+    pub(crate) backend: Backend,
+    pub(crate) model: String,
+    pub(crate) id: String,
+    pub(crate) timeout: Duration,
+    pub(crate) max_attempts: u32,
+    pub(crate) semaphore: Option<Semaphore>,
+    pub(crate) rpm: Option<DefaultDirectRateLimiter>,
+    pub(crate) tpm: Option<DefaultDirectRateLimiter>,
+    pub(crate) mode: AtomicU8,
+    pub(crate) price: Option<Price>,
+    pub(crate) accounting: Mutex<Accounting>,
     /// The key and every header value: scrubbed from any message a server sends back.
-    secrets: Vec<String>,
+    pub(crate) secrets: Vec<String>,
 }
 
 /// An OpenAI-compatible chat model. Clones share one connection pool, one concurrency limit,
@@ -114,7 +97,7 @@ struct Shared {
 /// endpoint stay under one budget.
 #[derive(Clone)]
 pub struct OpenAiChat {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 impl std::fmt::Debug for OpenAiChat {
@@ -124,379 +107,6 @@ impl std::fmt::Debug for OpenAiChat {
             .field("id", &self.shared.id)
             .finish()
     }
-}
-
-impl OpenAiBuilder {
-    /// The endpoint's base URL (`http://127.0.0.1:11434/v1` for Ollama). Default:
-    /// `OPENAI_BASE_URL`, else OpenAI's.
-    pub fn base_url(mut self, url: impl Into<String>) -> Self {
-        self.base_url = Some(url.into());
-        self
-    }
-
-    /// The API key itself (read it from the environment; never put it in a file).
-    pub fn api_key(mut self, key: impl Into<String>) -> Self {
-        self.api_key = Some(key.into());
-        self
-    }
-
-    /// Reads the API key from an environment variable; an unset variable is an error.
-    pub fn api_key_env(mut self, var: &str) -> Result<Self, ConfigError> {
-        match std::env::var(var) {
-            Ok(v) if !v.is_empty() => {
-                self.api_key = Some(v);
-                Ok(self)
-            }
-            _ => Err(ConfigError::MissingApiKey(var.to_string())),
-        }
-    }
-
-    /// Adds a header sent with every request.
-    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.headers.push((name.into(), value.into()));
-        self
-    }
-
-    /// OpenAI organisation.
-    pub fn organization(mut self, org: impl Into<String>) -> Self {
-        self.organization = Some(org.into());
-        self
-    }
-
-    /// OpenAI project.
-    pub fn project(mut self, project: impl Into<String>) -> Self {
-        self.project = Some(project.into());
-        self
-    }
-
-    /// Talks to Azure OpenAI (the base URL is the resource endpoint).
-    pub fn azure(mut self, settings: AzureSettings) -> Self {
-        self.azure = Some(settings);
-        self
-    }
-
-    /// Timeout of each attempt (default 120 s).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// The retry policy.
-    pub fn retry(mut self, policy: RetryPolicy) -> Self {
-        self.retry = policy;
-        self
-    }
-
-    /// An extra cap on requests in flight at once, across clones, for an endpoint shared with
-    /// others (default: none; the optimizer's own `concurrency` limits a run's calls).
-    pub fn max_concurrency(mut self, n: usize) -> Self {
-        self.max_concurrency = Some(n.max(1));
-        self
-    }
-
-    /// Requests per minute, across clones.
-    pub fn requests_per_minute(mut self, rpm: u32) -> Self {
-        self.rpm = Some(rpm);
-        self
-    }
-
-    /// Tokens per minute (estimated before each call), across clones.
-    pub fn tokens_per_minute(mut self, tpm: u32) -> Self {
-        self.tpm = Some(tpm);
-        self
-    }
-
-    /// The price used for cost (default: the list price of known models, else unknown).
-    pub fn price(mut self, price: Price) -> Self {
-        self.price = Some(price);
-        self
-    }
-
-    /// Builds the client.
-    pub fn build(self) -> Result<OpenAiChat, ConfigError> {
-        let mut headers = reqwest::header::HeaderMap::new();
-        for (k, v) in &self.headers {
-            let name = reqwest::header::HeaderName::from_bytes(k.as_bytes())
-                .map_err(|e| ConfigError::BadHeader(k.clone(), e.to_string()))?;
-            let value = reqwest::header::HeaderValue::from_str(v)
-                .map_err(|e| ConfigError::BadHeader(k.clone(), e.to_string()))?;
-            headers.insert(name, value);
-        }
-        let http = reqwest::Client::builder()
-            .timeout(self.timeout)
-            .default_headers(headers)
-            .build()
-            .map_err(|e| ConfigError::Http(e.to_string()))?;
-        let service = RetryService {
-            client: http,
-            policy: self.retry,
-        };
-        let base = self
-            .base_url
-            .clone()
-            .or_else(|| {
-                std::env::var("OPENAI_BASE_URL")
-                    .ok()
-                    .filter(|s| !s.is_empty())
-            })
-            .unwrap_or_else(|| "https://api.openai.com/v1".to_string());
-        let key = self.api_key.clone().unwrap_or_default();
-        let backend = match &self.azure {
-            Some(az) => Backend::Azure(
-                Client::with_config(
-                    AzureConfig::new()
-                        .with_api_base(base.clone())
-                        .with_api_key(key.clone())
-                        .with_deployment_id(az.deployment.clone())
-                        .with_api_version(az.api_version.clone()),
-                )
-                .with_http_service(service),
-            ),
-            None => {
-                let mut cfg = OpenAIConfig::new()
-                    .with_api_base(base.clone())
-                    .with_api_key(key.clone());
-                if let Some(o) = &self.organization {
-                    cfg = cfg.with_org_id(o.clone());
-                }
-                if let Some(p) = &self.project {
-                    cfg = cfg.with_project_id(p.clone());
-                }
-                Backend::OpenAi(Client::with_config(cfg).with_http_service(service))
-            }
-        };
-        let limiter = |per_min: Option<u32>| {
-            per_min
-                .and_then(NonZeroU32::new)
-                .map(|n| RateLimiter::direct(Quota::per_minute(n)))
-        };
-        let price = self.price.or_else(|| list_price(&self.model));
-        Ok(OpenAiChat {
-            shared: Arc::new(Shared {
-                id: self.model.clone(),
-                model: self.model,
-                backend,
-                timeout: self.timeout,
-                max_attempts: self.retry.max_attempts,
-                semaphore: self.max_concurrency.map(Semaphore::new),
-                rpm: limiter(self.rpm),
-                tpm: limiter(self.tpm),
-                mode: AtomicU8::new(StructuredMode::JsonSchema as u8),
-                price,
-                accounting: Mutex::new(Accounting::default()),
-                secrets: self
-                    .api_key
-                    .into_iter()
-                    .chain(self.headers.into_iter().map(|(_, v)| v))
-                    .filter(|k| k.len() >= 4)
-                    .collect(),
-            }),
-        })
-    }
-}
-
-fn role(r: Role) -> &'static str {
-    match r {
-        Role::System => "system",
-        Role::User => "user",
-        Role::Assistant => "assistant",
-    }
-}
-
-fn schema_instructions(schema: &Value) -> String {
-    format!(
-        "Reply with one JSON object and nothing else. It must follow this JSON schema:\n{}",
-        serde_json::to_string_pretty(schema).unwrap_or_default()
-    )
-}
-
-/// The request body for a mode.
-pub(crate) fn body(model: &str, req: &ChatRequest, mode: StructuredMode) -> Value {
-    let mut messages: Vec<Value> = req
-        .messages
-        .iter()
-        .map(|m| json!({"role": role(m.role), "content": m.content}))
-        .collect();
-    let mut b = json!({"model": model, "stream": false});
-    if let Some(t) = req.temperature {
-        b["temperature"] = json!(t);
-    }
-    if let Some(p) = req.top_p {
-        b["top_p"] = json!(p);
-    }
-    if let Some(n) = req.max_tokens {
-        b["max_tokens"] = json!(n);
-    }
-    if let Some(s) = req.seed {
-        b["seed"] = json!(s);
-    }
-    if !req.stop.is_empty() {
-        b["stop"] = json!(req.stop);
-    }
-    if let Some(p) = req.frequency_penalty {
-        b["frequency_penalty"] = json!(p);
-    }
-    if let Some(p) = req.presence_penalty {
-        b["presence_penalty"] = json!(p);
-    }
-    if let Some(rs) = &req.response_schema {
-        let mut schema = rs.schema.as_value().clone();
-        if mode == StructuredMode::JsonSchema {
-            strip_unsupported(&mut schema);
-        }
-        match mode {
-            StructuredMode::JsonSchema => {
-                b["response_format"] = json!({
-                    "type": "json_schema",
-                    "json_schema": {"name": rs.name, "schema": schema, "strict": true}
-                });
-            }
-            StructuredMode::JsonObject | StructuredMode::Text => {
-                if mode == StructuredMode::JsonObject {
-                    b["response_format"] = json!({"type": "json_object"});
-                }
-                let extra = schema_instructions(&schema);
-                match messages.first_mut() {
-                    Some(first) if first["role"] == "system" => {
-                        let text = format!(
-                            "{}\n\n{extra}",
-                            first["content"].as_str().unwrap_or_default()
-                        );
-                        first["content"] = json!(text);
-                    }
-                    _ => messages.insert(0, json!({"role": "system", "content": extra})),
-                }
-            }
-        }
-    }
-    b["messages"] = Value::Array(messages);
-    b
-}
-
-/// Keywords strict structured output refuses (length and count bounds). They stay in the
-/// schema a local model's grammar is built from; here the model is asked without them.
-const UNSUPPORTED_IN_STRICT: [&str; 8] = [
-    "maxLength",
-    "minLength",
-    "pattern",
-    "format",
-    "minItems",
-    "maxItems",
-    "minimum",
-    "maximum",
-];
-
-fn strip_unsupported(v: &mut Value) {
-    match v {
-        Value::Object(map) => {
-            for k in UNSUPPORTED_IN_STRICT {
-                map.remove(k);
-            }
-            for (_, child) in map.iter_mut() {
-                strip_unsupported(child);
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(strip_unsupported),
-        _ => {}
-    }
-}
-
-/// A label-set request as structured output: `{"answer": one of the choices}`.
-fn with_choices(mut request: ChatRequest) -> ChatRequest {
-    let schema = json!({
-        "type": "object",
-        "properties": {"answer": {"type": "string", "enum": request.choices}},
-        "required": ["answer"],
-        "additionalProperties": false
-    });
-    if let Ok(schema) = serde_json::from_value(schema) {
-        request.response_schema = Some(metaprompt_core::ResponseSchema {
-            name: "answer".into(),
-            schema,
-        });
-    }
-    request
-}
-
-/// The bare choice from a structured answer (the text as it came when it holds none).
-fn choice_of(text: &str, choices: &[String]) -> String {
-    #[derive(serde::Deserialize)]
-    struct Answer {
-        answer: String,
-    }
-    match extract_json::<Answer>(text) {
-        Ok(a) => a.answer,
-        Err(_) => choices
-            .iter()
-            .find(|c| text.trim() == c.as_str())
-            .cloned()
-            .unwrap_or_else(|| text.to_string()),
-    }
-}
-
-fn snippet(text: &str) -> String {
-    let mut end = text.len().min(500);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text[..end].to_string()
-}
-
-/// Reads a chat-completions response tolerantly: content may be a string, null or an array of
-/// parts; `finish_reason` and `usage` may be missing.
-pub(crate) fn parse_response(v: &Value, requested_model: &str) -> Result<ChatResponse, ModelError> {
-    let choice = v
-        .get("choices")
-        .and_then(Value::as_array)
-        .and_then(|c| c.first())
-        .ok_or_else(|| {
-            ModelError::MalformedResponse(format!(
-                "no choices in the response: {}",
-                snippet(&v.to_string())
-            ))
-        })?;
-    let content = &choice["message"]["content"];
-    let text = match content {
-        Value::String(s) => s.clone(),
-        Value::Array(parts) => parts
-            .iter()
-            .filter_map(|p| p.get("text").and_then(Value::as_str))
-            .collect::<Vec<_>>()
-            .join(""),
-        Value::Null => choice["message"]["refusal"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string(),
-        other => other.to_string(),
-    };
-    let finish_reason = match choice
-        .get("finish_reason")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-    {
-        "stop" => FinishReason::Stop,
-        "length" => FinishReason::Length,
-        "content_filter" => FinishReason::ContentFilter,
-        other => FinishReason::Other(other.to_string()),
-    };
-    let n = |k: &str| v["usage"][k].as_u64().unwrap_or(0);
-    Ok(ChatResponse {
-        text,
-        usage: Usage {
-            input_tokens: n("prompt_tokens"),
-            output_tokens: n("completion_tokens"),
-        },
-        model: v["model"].as_str().unwrap_or(requested_model).to_string(),
-        finish_reason,
-    })
-}
-
-fn mentions_format(msg: &str) -> bool {
-    let m = msg.to_ascii_lowercase();
-    m.contains("response_format")
-        || m.contains("json_schema")
-        || m.contains("json_object")
-        || m.contains("structured")
 }
 
 impl OpenAiChat {

@@ -23,9 +23,12 @@
 //! never contain the key.
 #![deny(missing_docs)]
 
+mod builder;
 mod chat;
 mod retry;
+mod wire;
 
-pub use chat::{Accounting, AzureSettings, ConfigError, OpenAiBuilder, OpenAiChat, StructuredMode};
+pub use builder::OpenAiBuilder;
+pub use chat::{Accounting, AzureSettings, ConfigError, OpenAiChat, StructuredMode};
 pub use metaprompt_core::{PRICES_AS_OF, list_price};
 pub use retry::RetryPolicy;
