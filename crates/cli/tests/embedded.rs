@@ -52,3 +52,61 @@ fn every_example_config_dry_runs() {
     }
     assert!(seen >= 4, "only {seen} example configs found");
 }
+
+#[test]
+fn a_chat_prompt_runs_through_two_demo_sized_rounds_on_the_embedded_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/configs/demo.toml");
+    std::fs::copy(sms(), dir.path().join("sms.jsonl")).unwrap();
+    let demo_text = std::fs::read_to_string(demo)
+        .unwrap()
+        .replace("path = \"../data/sms.jsonl\"", "path = \"sms.jsonl\"");
+    let mut doc: toml::Table = demo_text.parse().unwrap();
+    doc.insert(
+        "initial_prompts".into(),
+        toml::Value::Array(vec![toml::Value::Table(
+            [
+                (
+                    "system".to_string(),
+                    toml::Value::from(
+                        "You sort SMS messages into spam and ham. Answer with one word.",
+                    ),
+                ),
+                ("user".to_string(), toml::Value::from("{text}")),
+            ]
+            .into_iter()
+            .collect(),
+        )]),
+    );
+    let opt = doc
+        .get_mut("optimizer")
+        .and_then(toml::Value::as_table_mut)
+        .unwrap();
+    opt.insert("num_rounds".into(), 2.into());
+    let cfg = dir.path().join("chat.toml");
+    std::fs::write(&cfg, toml::to_string(&doc).unwrap()).unwrap();
+    let out = dir.path().join("run");
+    let o = Command::new(bin())
+        .args([
+            "optimize",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("result.json")).unwrap()).unwrap();
+    let rounds: Vec<u64> = doc["rounds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["round"].as_u64().unwrap())
+        .collect();
+    assert_eq!(rounds.last(), Some(&2), "{rounds:?}");
+    assert_eq!(doc["best_messages"].as_array().unwrap().len(), 2);
+    assert_eq!(doc["best_messages"][0]["role"], "system");
+    assert!(doc["test_delta"].is_object(), "{doc}");
+}

@@ -231,14 +231,17 @@ impl GuardContext {
         for (i, (role, text)) in candidate.iter().enumerate() {
             let healed = heal_braces(text.trim());
             let template = PromptTemplate::parse(&healed).map_err(Violation::Parse)?;
-            if !single && !self.editable.contains(role) {
-                let before = original.messages()[i].template.source();
-                if normalised(before) != normalised(template.source()) {
+            if !single {
+                let before = &original.messages()[i];
+                let same = normalised(before.template.source()) == normalised(template.source());
+                if !self.editable.contains(role) && !same {
                     return Err(Violation::NotEditable(*role, self.editable_names()));
                 }
-                // Kept byte for byte: whitespace differences are not edits.
-                messages.push(original.messages()[i].clone());
-                continue;
+                if same {
+                    // Kept byte for byte: whitespace differences are not edits.
+                    messages.push(before.clone());
+                    continue;
+                }
             }
             messages.push(PromptMessage {
                 role: *role,

@@ -138,3 +138,39 @@ pub(super) fn verdict(r: &Value) -> String {
         r["reason"].as_str().unwrap_or("").replace('|', "\\|")
     )
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// A `result.json` written by metaprompt 0.1 before chat prompts, the pool and the test
+    /// delta existed: the reports are still written from it.
+    #[test]
+    fn a_result_written_by_the_previous_version_still_reports() {
+        let text = include_str!("../../tests/fixtures/result-v0.1.json");
+        let doc: Value = serde_json::from_str(text).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        write_all(dir.path(), &doc).unwrap();
+        let best = doc["best_prompt"].as_str().unwrap();
+        let json: Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join("best_prompt.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(json["messages"][0]["role"], "user");
+        assert_eq!(json["messages"][0]["content"], best);
+        let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+        assert!(html.contains("no paired comparison recorded"));
+        assert!(html.contains(&html::esc(best.lines().next().unwrap())));
+        let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+        assert!(
+            md.contains("## Ledger") && md.contains("| 3 | rewrite |"),
+            "{md}"
+        );
+        let history = std::fs::read_to_string(dir.path().join("history.jsonl")).unwrap();
+        assert_eq!(
+            history.lines().count(),
+            doc["rounds"].as_array().unwrap().len()
+        );
+    }
+}

@@ -40,10 +40,9 @@ pub fn dataset(n: usize) -> Dataset {
     .unwrap()
 }
 
-/// The row number a rendered request is about (`msg 17` → 17), from its last message.
+/// The row number a rendered request is about (`msg 17` → 17), wherever the input sits.
 pub fn row_of(req: &ChatRequest) -> usize {
-    let prompt = &req.messages.last().unwrap().content;
-    prompt
+    whole(req)
         .rsplit("msg ")
         .next()
         .and_then(|t| t.split_whitespace().next())
