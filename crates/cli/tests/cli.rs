@@ -4,7 +4,6 @@
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use metaprompt_mock::{MockConfig, MockServer};
 use serde_json::Value;
@@ -327,82 +326,6 @@ async fn missing_api_key_variable_is_a_usage_error() {
         "the environment variable `MP_TEST_KEY` holding the API key is not set",
     )
     .await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigint_exits_130_and_resume_repeats_no_student_call() {
-    let server = mock(MockConfig {
-        latency: Duration::from_millis(40),
-        ..MockConfig::default()
-    })
-    .await;
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path(), &server.base_url(), "", PROMPT);
-    let out = dir.path().join("run");
-    let child = Command::new(bin())
-        .args([
-            "optimize",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .current_dir(dir.path())
-        .env(KEY_VAR, KEY)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    // Wait until the baseline is done and round 1 is under way.
-    while server.stats().student < 20 {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "the run made no progress"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let killed = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let status = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-        .await
-        .unwrap();
-    assert_eq!(status.status.code(), Some(130), "{}", text(&status.stderr));
-    let before = server.stats();
-    assert!(
-        before.student < 12 + 3 * 36,
-        "the run finished before the interrupt"
-    );
-    let cwd = dir.path().to_path_buf();
-    let (c2, o2) = (cfg.clone(), out.clone());
-    let o = tokio::task::spawn_blocking(move || {
-        run(
-            &[
-                "optimize",
-                "--config",
-                c2.to_str().unwrap(),
-                "--out",
-                o2.to_str().unwrap(),
-                "--resume",
-            ],
-            &cwd,
-        )
-    })
-    .await
-    .unwrap();
-    assert!(o.status.success(), "{}", text(&o.stderr));
-    let after = server.stats();
-    assert_eq!(
-        after.repeated_student, 0,
-        "a paid student call was repeated after resume"
-    );
-    let doc: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("result.json")).unwrap()).unwrap();
-    assert_eq!(doc["stop_reason"], "completed");
-    assert_eq!(doc["rounds"].as_array().unwrap().len(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

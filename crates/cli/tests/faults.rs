@@ -211,3 +211,84 @@ async fn mostly_failing_items_stop_the_run_with_exit_1_and_a_checkpoint() {
         .expect("a checkpoint was written");
     assert_eq!(cp.round, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_exits_130_and_resume_gives_the_uninterrupted_result() {
+    let clean_dir = tempfile::tempdir().unwrap();
+    let clean = clean_run(clean_dir.path()).await;
+    let server = MockServer::start(MockConfig {
+        latency: Duration::from_millis(40),
+        ..MockConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_with(dir.path(), &server.base_url(), "", PROMPT, RESILIENT);
+    let out = dir.path().join("run");
+    let child = Command::new(bin())
+        .args([
+            "optimize",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .current_dir(dir.path())
+        .env(KEY_VAR, KEY)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    // Wait until the baseline is done and round 1 is under way.
+    while server.stats().student < 20 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the run made no progress"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(status.status.code(), Some(130), "{}", text(&status.stderr));
+    let before = server.stats();
+    assert!(
+        before.student < 12 + 3 * 36,
+        "the run finished before the interrupt"
+    );
+    let cwd = dir.path().to_path_buf();
+    let (c2, o2) = (cfg.clone(), out.clone());
+    let o = tokio::task::spawn_blocking(move || {
+        run(
+            &[
+                "optimize",
+                "--config",
+                c2.to_str().unwrap(),
+                "--out",
+                o2.to_str().unwrap(),
+                "--resume",
+            ],
+            &cwd,
+        )
+    })
+    .await
+    .unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let after = server.stats();
+    assert_eq!(
+        after.repeated_student, 0,
+        "a paid student call was repeated after resume"
+    );
+    let doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("result.json")).unwrap()).unwrap();
+    assert_eq!(doc["stop_reason"], "completed");
+    assert_eq!(doc["rounds"].as_array().unwrap().len(), 3);
+    assert_eq!(essence(&doc), essence(&clean), "the resumed run differs");
+}
+
