@@ -291,4 +291,3 @@ async fn sigint_exits_130_and_resume_gives_the_uninterrupted_result() {
     assert_eq!(doc["rounds"].as_array().unwrap().len(), 3);
     assert_eq!(essence(&doc), essence(&clean), "the resumed run differs");
 }
-

@@ -43,6 +43,7 @@ pub mod meter;
 pub mod model;
 pub mod prices;
 pub mod prompt;
+pub mod retry;
 pub mod row;
 pub mod run;
 pub mod template;
@@ -64,6 +65,7 @@ pub use model::{
 };
 pub use prices::{PRICES_AS_OF, list_price};
 pub use prompt::{Prompt, PromptError, PromptMessage};
+pub use retry::{RetryPolicy, parse_retry_after};
 pub use row::{EvalInput, Row, RowId};
 pub use run::{EventSink, NoEvents, RunEvent, StopReason};
 pub use template::{PromptTemplate, TemplateError};

@@ -9,7 +9,8 @@
 //!   [`engine`] (the optimizer);
 //! - `openai` (default): [`openai`], OpenAI-compatible endpoints;
 //! - `store` (default): [`store`], the SQLite cache, run records and checkpoints;
-//! - `llama`: [`llama`], GGUF models in-process through llama.cpp.
+//! - `llama`: [`llama`], GGUF models in-process through llama.cpp;
+//! - `anthropic`: [`anthropic`], Anthropic's Messages API.
 //!
 //! Guides live in the repository's `docs/` folder: `getting-started.md`, `concepts.md`,
 //! `choosing-an-evaluator.md`, `writing-a-provider.md`, `writing-an-evaluator.md`,
@@ -17,6 +18,8 @@
 //! `coming-from-python.md`. `examples/basic_usage.rs` mirrors the Python original's basic usage.
 #![deny(missing_docs)]
 
+#[cfg(feature = "anthropic")]
+pub use metaprompt_anthropic as anthropic;
 pub use metaprompt_core as core;
 pub use metaprompt_data as data;
 pub use metaprompt_engine as engine;

@@ -1,5 +1,6 @@
-//! The one retry policy: a tower service that replaces async-openai's default executor (and
-//! with it async-openai's own retry layer, so retries are never stacked).
+//! The one retry policy (`metaprompt_core::RetryPolicy`) as a tower service that replaces
+//! async-openai's default executor (and with it async-openai's own retry layer, so retries are
+//! never stacked).
 //!
 //! Retries 429 (unless the quota is exhausted), 5xx, connection errors and timeouts, with
 //! exponential backoff and full jitter, honouring `Retry-After`. Never retries other 4xx.
@@ -13,37 +14,11 @@ use async_openai::middleware::HttpRequestFactory;
 use rand::Rng;
 use reqwest::{Response, StatusCode};
 
-/// How retries behave.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RetryPolicy {
-    /// Attempts in all, the first included.
-    pub max_attempts: u32,
-    /// First backoff.
-    pub base_delay: Duration,
-    /// Longest backoff (and longest `Retry-After` honoured).
-    pub max_delay: Duration,
-}
+pub use metaprompt_core::RetryPolicy;
 
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            max_attempts: 5,
-            base_delay: Duration::from_millis(500),
-            max_delay: Duration::from_secs(60),
-        }
-    }
-}
-
-impl RetryPolicy {
-    fn backoff(&self, attempt: u32) -> Duration {
-        let cap = self
-            .base_delay
-            .saturating_mul(1u32 << attempt.min(16))
-            .min(self.max_delay);
-        // Full jitter: spreads retries of many concurrent callers.
-        let ms = rand::rng().random_range(0..=cap.as_millis().max(1) as u64);
-        Duration::from_millis(ms)
-    }
+/// The policy's wait with this process's random jitter.
+fn backoff(policy: &RetryPolicy, attempt: u32) -> Duration {
+    policy.delay(attempt, rand::rng().random::<f64>(), None)
 }
 
 fn retry_after(resp: &Response) -> Option<Duration> {
@@ -52,11 +27,7 @@ fn retry_after(resp: &Response) -> Option<Duration> {
         .get(reqwest::header::RETRY_AFTER)?
         .to_str()
         .ok()?;
-    v.trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(Duration::from_secs_f64)
+    metaprompt_core::parse_retry_after(v, false)
 }
 
 #[derive(Clone, Debug)]
@@ -112,7 +83,7 @@ impl RetryService {
                             return Ok(Response::from(rebuilt));
                         }
                     }
-                    let delay = wait.unwrap_or_else(|| self.policy.backoff(attempt));
+                    let delay = wait.unwrap_or_else(|| backoff(&self.policy, attempt));
                     tracing::debug!(%status, attempt, ?delay, "retrying");
                     tokio::time::sleep(delay).await;
                 }
@@ -120,7 +91,7 @@ impl RetryService {
                     if !last
                         && (e.is_timeout() || e.is_connect() || e.is_request() || e.is_body()) =>
                 {
-                    let delay = self.policy.backoff(attempt);
+                    let delay = backoff(&self.policy, attempt);
                     tracing::debug!(error = %e, attempt, ?delay, "retrying after a transport error");
                     tokio::time::sleep(delay).await;
                 }
