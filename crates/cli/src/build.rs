@@ -87,7 +87,9 @@ pub(crate) fn data(loaded: &Loaded) -> Result<(DataSource, Dataset)> {
 pub(crate) struct Built {
     pub(crate) checked: Checked,
     pub(crate) teacher: Arc<dyn ChatModel>,
-    pub(crate) pool: ModelPool,
+    pub(crate) pool: Arc<ModelPool>,
+    /// Hosted evaluators whose key map is checked against their live catalogue before a run.
+    pub(crate) hosted: crate::hosted::Hosted,
 }
 
 /// The student's call parameters from `[student]`.
@@ -130,7 +132,8 @@ pub(crate) fn request(loaded: &Loaded, seed: Option<u64>) -> Result<Built, Failu
     let mapper = BasicDataMapper::for_dataset(c.mapping.clone(), &all)
         .map_err(|e| anyhow!("[mapping]: {e}"))
         .usage()?;
-    let pool = ModelPool::default();
+    let pool = Arc::new(ModelPool::default());
+    let hosted = crate::hosted::Hosted::default();
     let student = pool.build(loaded, &c.student, "student").usage()?;
     let teacher = pool.build(loaded, &c.teacher, "teacher").usage()?;
     let judge = match c.evaluator.judge_model_section() {
@@ -149,6 +152,7 @@ pub(crate) fn request(loaded: &Loaded, seed: Option<u64>) -> Result<Built, Failu
         .build(&BuildContext {
             judge_model: Some(judge),
             base_dir: loaded.base_dir.clone(),
+            external: Some(hosted.builder(pool.clone(), c.mapping.keys().cloned().collect())),
         })
         .map_err(|e| anyhow!("[evaluator]: {e}"))
         .usage()?;
@@ -177,5 +181,6 @@ pub(crate) fn request(loaded: &Loaded, seed: Option<u64>) -> Result<Built, Failu
         checked,
         teacher,
         pool,
+        hosted,
     })
 }

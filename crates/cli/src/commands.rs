@@ -57,6 +57,8 @@ pub(crate) async fn optimize(a: OptimizeArgs) -> Result<u8, Failure> {
         }
         return Ok(0);
     }
+    // A hosted evaluator's key map against its live catalogue: no evaluation is made.
+    built.hosted.check().await?;
     let name = loaded.name();
     let dir = match (&a.out, &loaded.config.output.dir) {
         (Some(o), _) => o.clone(),
@@ -138,6 +140,7 @@ pub(crate) async fn eval(
     let loaded = config::load(&config_path).usage()?;
     let prompt = read_prompt(&prompt)?;
     let built = build::request(&loaded, None)?;
+    built.hosted.check().await?;
     let mut optimizer = MetaPromptOptimizer::builder().teacher(built.teacher.clone());
     // With a shared store, answers already paid for (by a run, or imported) are reused.
     if let Some(store) = &loaded.config.output.store {
@@ -170,7 +173,9 @@ pub(crate) async fn eval(
 
 /// The demo's config and data, bundled: `metaprompt demo` runs exactly what
 /// `metaprompt optimize --config examples/configs/demo.toml` runs.
+#[cfg(feature = "embedded")]
 const DEMO_CONFIG: &str = include_str!("../../../examples/configs/demo.toml");
+#[cfg(feature = "embedded")]
 const DEMO_DATA: &str = include_str!("../../../examples/data/sms.jsonl");
 
 /// Writes the bundled config (with the demo's overrides) and data into the run directory and
@@ -183,9 +188,9 @@ pub(crate) async fn demo(
     #[cfg(not(feature = "embedded"))]
     {
         let _ = (&out, rounds, &model);
-        return Err(Failure::Usage(anyhow!(
+        Err(Failure::Usage(anyhow!(
             "this build of metaprompt has no embedded model (built without the `embedded` feature); reinstall with `cargo install metaprompt-cli` (default features) to run the demo"
-        )));
+        )))
     }
     #[cfg(feature = "embedded")]
     demo_embedded(out, rounds, model).await

@@ -4,6 +4,7 @@
 mod build;
 mod commands;
 mod config;
+mod hosted;
 mod model_cmd;
 mod models;
 mod progress;

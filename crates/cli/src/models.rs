@@ -43,8 +43,11 @@ impl ModelPool {
             .clone()
     }
 
-    #[cfg_attr(not(any(feature = "openai", feature = "anthropic")), allow(dead_code))]
-    fn remember(&self, secret: &str) {
+    #[cfg_attr(
+        not(any(feature = "openai", feature = "anthropic", feature = "futureagi")),
+        allow(dead_code)
+    )]
+    pub(crate) fn remember(&self, secret: &str) {
         if secret.len() >= 4 {
             self.secrets
                 .lock()

@@ -43,6 +43,9 @@ fn every_example_config_dry_runs() {
             .args(["optimize", "--config", path.to_str().unwrap(), "--dry-run"])
             .env("OPENAI_API_KEY", "placeholder")
             .env("OLLAMA_KEY", "placeholder")
+            .env("ANTHROPIC_API_KEY", "placeholder")
+            .env("FI_API_KEY", "placeholder")
+            .env("FI_SECRET_KEY", "placeholder")
             .output()
             .unwrap();
         let err = text(&o.stderr);
@@ -50,7 +53,7 @@ fn every_example_config_dry_runs() {
         assert!(err.contains("student calls:"), "{}: {err}", path.display());
         assert!(!err.contains("warning:"), "{}: {err}", path.display());
     }
-    assert!(seen >= 4, "only {seen} example configs found");
+    assert!(seen >= 7, "only {seen} example configs found");
 }
 
 #[test]

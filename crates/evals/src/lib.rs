@@ -29,5 +29,5 @@ pub use judge::{Judge, Scale, TEMPLATES, UnknownTemplate, Verdict, template_rubr
 pub use matching::{Contains, ContainsMode, ExactMatch, OneOf, Regex};
 pub use normalize::{Normalize, NormalizeSpec};
 pub use similarity::{Bleu, Length, LengthUnit, Levenshtein, RougeL, TokenF1};
-pub use spec::{BuildContext, EvaluatorSpec, SpecError, WeightedPart};
+pub use spec::{BuildContext, EvaluatorSpec, ExternalBuilder, SpecError, WeightedPart};
 pub use structured::{JsonSchema, JsonValid, Numeric, last_number};

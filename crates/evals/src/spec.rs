@@ -132,6 +132,37 @@ pub enum EvaluatorSpec {
         #[serde(default)]
         model: Option<serde_json::Value>,
     },
+    /// A FutureAGI eval template (built by the command line with the `metaprompt-futureagi`
+    /// crate; the key map names the template's own inputs).
+    Futureagi {
+        /// The template (`summary_quality`, `ground_truth_match`, …).
+        template: String,
+        /// The evaluation model (default `turing_flash`).
+        #[serde(default)]
+        model: Option<String>,
+        /// The API root without `/sdk/…` (default: `FI_BASE_URL`, else the FutureAGI API).
+        #[serde(default)]
+        base_url: Option<String>,
+        /// The environment variable holding the API key (default `FI_API_KEY`).
+        #[serde(default)]
+        api_key_env: Option<String>,
+        /// The environment variable holding the secret key (default `FI_SECRET_KEY`).
+        #[serde(default)]
+        secret_key_env: Option<String>,
+        /// An extra cap on evaluations in flight (default: none; `[optimizer] concurrency`
+        /// applies).
+        #[serde(default)]
+        max_concurrency: Option<usize>,
+        /// Timeout of each HTTP attempt, in seconds (default 200).
+        #[serde(default)]
+        timeout_secs: Option<f64>,
+        /// USD per evaluation, for cost accounting and budgets (default 0).
+        #[serde(default)]
+        price_per_call: Option<f64>,
+        /// Submit each evaluation asynchronously and poll for its result (long templates).
+        #[serde(default)]
+        asynchronous: bool,
+    },
     /// Weighted mean of evaluators.
     Weighted {
         /// The parts.
@@ -159,6 +190,11 @@ pub struct WeightedPart {
     pub evaluator: EvaluatorSpec,
 }
 
+/// Builds the kinds this crate describes but does not implement (a hosted evaluator whose
+/// client lives in its own crate): `None` for the kinds it leaves to this crate.
+pub type ExternalBuilder =
+    dyn Fn(&EvaluatorSpec) -> Option<Result<Arc<dyn Evaluator>, SpecError>> + Send + Sync;
+
 /// What building an evaluator may need.
 #[derive(Clone, Default)]
 pub struct BuildContext {
@@ -166,6 +202,8 @@ pub struct BuildContext {
     pub judge_model: Option<Arc<dyn ChatModel>>,
     /// The directory relative paths are resolved against.
     pub base_dir: PathBuf,
+    /// Builds the kinds implemented elsewhere (`futureagi`).
+    pub external: Option<Arc<ExternalBuilder>>,
 }
 
 /// Why an evaluator could not be built.
@@ -192,10 +230,10 @@ fn load_schema(path: &Path) -> Result<serde_json::Value, String> {
 }
 
 impl EvaluatorSpec {
-    /// Whether this spec (or a part of it) is an LLM judge.
+    /// Whether this spec (or a part of it) is an LLM judge or a hosted evaluator.
     pub fn uses_judge(&self) -> bool {
         match self {
-            EvaluatorSpec::Judge { .. } => true,
+            EvaluatorSpec::Judge { .. } | EvaluatorSpec::Futureagi { .. } => true,
             EvaluatorSpec::Weighted { parts } => parts.iter().any(|p| p.evaluator.uses_judge()),
             EvaluatorSpec::AllOf { evaluators } | EvaluatorSpec::AnyOf { evaluators } => {
                 evaluators.iter().any(EvaluatorSpec::uses_judge)
@@ -220,7 +258,16 @@ impl EvaluatorSpec {
 
     /// Builds the evaluator.
     pub fn build(&self, ctx: &BuildContext) -> Result<Arc<dyn Evaluator>, SpecError> {
+        if let Some(built) = ctx.external.as_ref().and_then(|f| f(self)) {
+            return built;
+        }
         Ok(match self {
+            EvaluatorSpec::Futureagi { .. } => {
+                return Err(err(
+                    "futureagi",
+                    "this build has no FutureAGI client; use the `metaprompt` command built with its `futureagi` feature, or the `metaprompt-futureagi` crate",
+                ));
+            }
             EvaluatorSpec::ExactMatch { normalize } => {
                 Arc::new(ExactMatch::new((*normalize).into()))
             }

@@ -134,7 +134,12 @@ pub(crate) fn parse_catalogue(v: &Value) -> Vec<(String, TemplateKeys)> {
         t["config"][k]
             .as_array()
             .or_else(|| t[k].as_array())
-            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
             .unwrap_or_default()
     };
     list.into_iter()

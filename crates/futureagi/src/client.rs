@@ -56,7 +56,10 @@ pub struct ClientConfig {
 
 impl ClientConfig {
     /// Keys from the named environment variables (defaults `FI_API_KEY`, `FI_SECRET_KEY`).
-    pub fn from_env(api_key_env: Option<&str>, secret_key_env: Option<&str>) -> Result<Self, ConfigError> {
+    pub fn from_env(
+        api_key_env: Option<&str>,
+        secret_key_env: Option<&str>,
+    ) -> Result<Self, ConfigError> {
         let read = |var: &str, what: &'static str| {
             std::env::var(var)
                 .ok()
@@ -112,7 +115,11 @@ impl FutureAgiClient {
         let base = config
             .base_url
             .clone()
-            .or_else(|| std::env::var(api::BASE_URL_ENV).ok().filter(|v| !v.is_empty()))
+            .or_else(|| {
+                std::env::var(api::BASE_URL_ENV)
+                    .ok()
+                    .filter(|v| !v.is_empty())
+            })
             .unwrap_or_else(|| api::DEFAULT_BASE_URL.to_string())
             .trim_end_matches('/')
             .to_string();
@@ -157,7 +164,10 @@ impl FutureAgiClient {
             attempt += 1;
             let last = attempt >= policy.max_attempts;
             let Some(r) = req.try_clone() else {
-                return Err(Failure::Status(StatusCode::BAD_REQUEST, "the request cannot be sent again".into()));
+                return Err(Failure::Status(
+                    StatusCode::BAD_REQUEST,
+                    "the request cannot be sent again".into(),
+                ));
             };
             match r.send().await {
                 Ok(resp) => {
@@ -200,7 +210,9 @@ impl FutureAgiClient {
     fn map_error(&self, f: Failure) -> ModelError {
         let attempts = self.shared.config.retry.max_attempts;
         let err = match f {
-            Failure::Transport(e) if e.is_timeout() => ModelError::Timeout(self.shared.config.timeout),
+            Failure::Transport(e) if e.is_timeout() => {
+                ModelError::Timeout(self.shared.config.timeout)
+            }
             Failure::Transport(e) => ModelError::Server(format!("request failed: {e}")),
             Failure::Status(status, body) => {
                 let msg = serde_json::from_str::<Value>(&body)
@@ -212,14 +224,18 @@ impl FutureAgiClient {
                         "{status}: {msg}; check FI_API_KEY and FI_SECRET_KEY"
                     )),
                     400 => ModelError::BadRequest(format!("400: {msg}")),
-                    s if s >= 500 && (lower.contains("usage limit") || lower.contains("credit")) => {
+                    s if s >= 500
+                        && (lower.contains("usage limit") || lower.contains("credit")) =>
+                    {
                         ModelError::Quota(format!("{msg}; the FutureAGI account is out of credits"))
                     }
                     429 => ModelError::RateLimited {
                         attempts,
                         message: msg,
                     },
-                    s if s >= 500 => ModelError::Server(format!("{status} after {attempts} attempts: {msg}")),
+                    s if s >= 500 => {
+                        ModelError::Server(format!("{status} after {attempts} attempts: {msg}"))
+                    }
                     _ => ModelError::BadRequest(format!("{status}: {msg}")),
                 }
             }
@@ -316,10 +332,13 @@ impl ChatModel for FutureAgiClient {
             .send(self.shared.http.post(url).json(&body))
             .await
             .map_err(|f| self.map_error(f))?;
-        let mut outcome = api::parse_eval(&v).map_err(|m| ModelError::MalformedResponse(self.scrub(m)))?;
+        let mut outcome =
+            api::parse_eval(&v).map_err(|m| ModelError::MalformedResponse(self.scrub(m)))?;
         if is_async {
             let id = outcome.eval_id.clone().ok_or_else(|| {
-                ModelError::MalformedResponse("an async evaluation came back without an eval_id".into())
+                ModelError::MalformedResponse(
+                    "an async evaluation came back without an eval_id".into(),
+                )
             })?;
             outcome = self.poll(&id).await?;
         }

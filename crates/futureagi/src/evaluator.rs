@@ -20,11 +20,23 @@ pub const KNOWN_TEMPLATES: &[(&str, &[&str], &[&str])] = &[
     ("translation_accuracy", &["input", "output"], &[]),
     ("task_completion", &["input", "output"], &[]),
     ("is_helpful", &["input", "output"], &[]),
-    ("factual_accuracy", &["input", "output", "context"], &["input"]),
+    (
+        "factual_accuracy",
+        &["input", "output", "context"],
+        &["input"],
+    ),
     ("groundedness", &["input", "output", "context"], &["input"]),
-    ("detect_hallucination", &["input", "output", "context"], &["input"]),
+    (
+        "detect_hallucination",
+        &["input", "output", "context"],
+        &["input"],
+    ),
     ("context_adherence", &["output", "context"], &[]),
-    ("ground_truth_match", &["generated_value", "expected_value"], &[]),
+    (
+        "ground_truth_match",
+        &["generated_value", "expected_value"],
+        &[],
+    ),
     ("answer_similarity", &["expected_response", "response"], &[]),
     ("levenshtein_similarity", &["output", "expected"], &[]),
     ("fuzzy_match", &["output", "expected"], &[]),
@@ -60,7 +72,10 @@ fn list(v: &[String]) -> String {
     if v.is_empty() {
         return "(none)".into();
     }
-    v.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")
+    v.iter()
+        .map(|s| format!("`{s}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn optional_note(v: &[String]) -> String {
@@ -72,10 +87,20 @@ fn optional_note(v: &[String]) -> String {
 }
 
 /// Checks a key map's names against a template's inputs.
-pub fn check_keys(template: &str, keys: &TemplateKeysView<'_>, mapped: &[String]) -> Result<(), KeyMismatch> {
-    let needed: Vec<&String> = keys.required.iter().filter(|k| !keys.optional.contains(k)).collect();
+pub fn check_keys(
+    template: &str,
+    keys: &TemplateKeysView<'_>,
+    mapped: &[String],
+) -> Result<(), KeyMismatch> {
+    let needed: Vec<&String> = keys
+        .required
+        .iter()
+        .filter(|k| !keys.optional.contains(k))
+        .collect();
     let ok = needed.iter().all(|k| mapped.contains(k))
-        && mapped.iter().all(|m| keys.required.contains(m) || keys.optional.contains(m));
+        && mapped
+            .iter()
+            .all(|m| keys.required.contains(m) || keys.optional.contains(m));
     if ok {
         return Ok(());
     }
@@ -161,13 +186,22 @@ impl FutureAgiEvaluator {
     /// Checks the key map against the live catalogue (one `get-evals` call, cached by the
     /// client), before any evaluation is made. A template the catalogue lacks is an error too.
     pub async fn check(&self) -> Result<(), crate::CheckError> {
-        let catalogue = self.client.catalogue().await.map_err(crate::CheckError::Catalogue)?;
+        let catalogue = self
+            .client
+            .catalogue()
+            .await
+            .map_err(crate::CheckError::Catalogue)?;
         let Some((_, keys)) = catalogue.iter().find(|(n, _)| *n == self.template) else {
             let mut names: Vec<&str> = catalogue.iter().map(|(n, _)| n.as_str()).collect();
             names.sort_unstable();
             return Err(crate::CheckError::UnknownTemplate(
                 self.template.clone(),
-                names.iter().take(40).cloned().collect::<Vec<_>>().join(", "),
+                names
+                    .iter()
+                    .take(40)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", "),
             ));
         };
         let TemplateKeys { required, optional } = keys;
@@ -206,12 +240,17 @@ impl FutureAgiEvaluator {
         let v: Value = serde_json::from_str(&resp.text).unwrap_or(Value::Null);
         let reason = v["reason"].as_str().unwrap_or("").to_string();
         match api::score(&v["output"]) {
-            Some(s) => EvalResult::new(s, reason)
-                .unwrap_or_else(|_| EvalResult::error("FutureAGI returned a score that is not a number")),
+            Some(s) => EvalResult::new(s, reason).unwrap_or_else(|_| {
+                EvalResult::error("FutureAGI returned a score that is not a number")
+            }),
             None => EvalResult::error(format!(
                 "FutureAGI returned no score (output {}){}",
                 v["output"],
-                if reason.is_empty() { String::new() } else { format!(": {reason}") }
+                if reason.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {reason}")
+                }
             )),
         }
     }

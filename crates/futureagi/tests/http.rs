@@ -75,7 +75,8 @@ async fn a_score_template_is_clamped_to_the_unit_interval_with_its_reason() {
     let r = e.evaluate(&[input]).await;
     assert_eq!(r[0].score(), 0.5);
     assert_eq!(r[0].reason(), "partly right");
-    let sent: Value = serde_json::from_slice(&server.received_requests().await.unwrap()[0].body).unwrap();
+    let sent: Value =
+        serde_json::from_slice(&server.received_requests().await.unwrap()[0].body).unwrap();
     assert_eq!(
         sent,
         json!({"eval_name": "summary_quality", "inputs": {"input": "a long article", "output": "a summary"}, "model": "turing_flash", "is_async": false})
@@ -86,7 +87,10 @@ async fn a_score_template_is_clamped_to_the_unit_interval_with_its_reason() {
 async fn pass_fail_templates_score_one_and_zero() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
-        .and(|r: &Request| String::from_utf8_lossy(&r.body).contains("\"spam\",\"generated_value\":\"spam\"") || String::from_utf8_lossy(&r.body).contains("\"generated_value\":\"spam\""))
+        .and(|r: &Request| {
+            String::from_utf8_lossy(&r.body).contains("\"spam\",\"generated_value\":\"spam\"")
+                || String::from_utf8_lossy(&r.body).contains("\"generated_value\":\"spam\"")
+        })
         .respond_with(evaluation(json!("Passed"), "match"))
         .mount(&server)
         .await;
@@ -94,7 +98,9 @@ async fn pass_fail_templates_score_one_and_zero() {
         .respond_with(evaluation(json!("Failed"), "no match"))
         .mount(&server)
         .await;
-    let r = gtm(&server).evaluate(&[item("spam", "spam"), item("ham", "spam")]).await;
+    let r = gtm(&server)
+        .evaluate(&[item("spam", "spam"), item("ham", "spam")])
+        .await;
     assert_eq!((r[0].score(), r[1].score()), (1.0, 0.0));
     assert!(!r[0].is_error() && !r[1].is_error());
 }
@@ -120,22 +126,40 @@ async fn a_key_map_that_misses_the_template_is_refused_before_any_evaluation() {
     let err = e.check().await.unwrap_err();
     assert!(matches!(err, CheckError::Keys(_)), "{err}");
     let text = err.to_string();
-    assert!(text.contains("`input`, `output`") && text.contains("`response`"), "{text}");
+    assert!(
+        text.contains("`input`, `output`") && text.contains("`response`"),
+        "{text}"
+    );
     // The catalogue is read once; no evaluation was sent.
     assert!(e.check().await.is_err());
     let sent = server.received_requests().await.unwrap();
     assert!(sent.iter().all(|r| r.method.as_str() == "GET"));
     assert_eq!(sent.len(), 1);
     let unknown = FutureAgiEvaluator::new(c, "no_such", "turing_flash", vec![]);
-    assert!(matches!(unknown.check().await, Err(CheckError::UnknownTemplate(..))));
+    assert!(matches!(
+        unknown.check().await,
+        Err(CheckError::UnknownTemplate(..))
+    ));
 }
 
 #[tokio::test]
 async fn client_errors_are_clear_item_errors_and_not_retried() {
     for (status, body, needle) in [
-        (400, json!({"status": false, "message": "Unexpected keys provided: foo"}), "Unexpected keys"),
-        (401, json!({"status": false, "message": format!("Invalid API key or secret key {KEY}")}), "FI_API_KEY"),
-        (500, json!({"status": false, "message": "Usage limit exceeded"}), "out of credits"),
+        (
+            400,
+            json!({"status": false, "message": "Unexpected keys provided: foo"}),
+            "Unexpected keys",
+        ),
+        (
+            401,
+            json!({"status": false, "message": format!("Invalid API key or secret key {KEY}")}),
+            "FI_API_KEY",
+        ),
+        (
+            500,
+            json!({"status": false, "message": "Usage limit exceeded"}),
+            "out of credits",
+        ),
     ] {
         let server = MockServer::start().await;
         Mock::given(method("POST"))
@@ -144,9 +168,17 @@ async fn client_errors_are_clear_item_errors_and_not_retried() {
             .await;
         let r = gtm(&server).evaluate(&[item("a", "b")]).await;
         assert!(r[0].is_error());
-        assert!(r[0].reason().contains(needle), "{status}: {}", r[0].reason());
+        assert!(
+            r[0].reason().contains(needle),
+            "{status}: {}",
+            r[0].reason()
+        );
         assert!(!r[0].reason().contains(KEY), "{}", r[0].reason());
-        assert_eq!(server.received_requests().await.unwrap().len(), 1, "{status} retried");
+        assert_eq!(
+            server.received_requests().await.unwrap().len(),
+            1,
+            "{status} retried"
+        );
     }
 }
 
@@ -170,7 +202,11 @@ async fn a_server_error_is_retried_and_one_item_never_spoils_the_batch() {
     let e = gtm(&server).with_max_concurrency(Some(1));
     let r = e.evaluate(&[item("a", "a"), item("b", "b")]).await;
     // The first item survives two 503s and then gets no score (its own error); the second scores.
-    assert!(r[0].is_error() && r[0].reason().contains("no score"), "{}", r[0].reason());
+    assert!(
+        r[0].is_error() && r[0].reason().contains("no score"),
+        "{}",
+        r[0].reason()
+    );
     assert_eq!(r[1].score(), 0.75);
 }
 
@@ -179,8 +215,11 @@ async fn an_async_evaluation_is_polled_until_done() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(|r: &Request| String::from_utf8_lossy(&r.body).contains("\"is_async\":true"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"status": true, "result": [{"evaluations": [
-            {"name": "ground_truth_match", "output_type": "Pass/Fail", "eval_id": "abc-123"}]}]})))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"status": true, "result": [{"evaluations": [
+            {"name": "ground_truth_match", "output_type": "Pass/Fail", "eval_id": "abc-123"}]}]})),
+        )
         .mount(&server)
         .await;
     Mock::given(method("GET"))

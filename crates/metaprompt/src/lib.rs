@@ -10,7 +10,8 @@
 //! - `openai` (default): [`openai`], OpenAI-compatible endpoints;
 //! - `store` (default): [`store`], the SQLite cache, run records and checkpoints;
 //! - `llama`: [`llama`], GGUF models in-process through llama.cpp;
-//! - `anthropic`: [`anthropic`], Anthropic's Messages API.
+//! - `anthropic`: [`anthropic`], Anthropic's Messages API;
+//! - `futureagi`: [`futureagi`], FutureAGI's eval templates as an evaluator.
 //!
 //! Guides live in the repository's `docs/` folder: `getting-started.md`, `concepts.md`,
 //! `choosing-an-evaluator.md`, `writing-a-provider.md`, `writing-an-evaluator.md`,
@@ -24,6 +25,8 @@ pub use metaprompt_core as core;
 pub use metaprompt_data as data;
 pub use metaprompt_engine as engine;
 pub use metaprompt_evals as evals;
+#[cfg(feature = "futureagi")]
+pub use metaprompt_futureagi as futureagi;
 #[cfg(feature = "llama")]
 pub use metaprompt_llama as llama;
 #[cfg(feature = "openai")]

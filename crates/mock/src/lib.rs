@@ -69,6 +69,12 @@ pub struct Stats {
     pub judge: u64,
     /// Successful student requests that carried a system message.
     pub student_with_system: u64,
+    /// Requests to the Anthropic Messages route answered successfully.
+    pub anthropic: u64,
+    /// FutureAGI evaluations answered.
+    pub futureagi: u64,
+    /// FutureAGI catalogue listings answered.
+    pub futureagi_catalogue: u64,
     /// Successful student requests whose body was answered before.
     pub repeated_student: u64,
     /// Successful teacher requests whose body was answered before.
@@ -81,17 +87,18 @@ pub struct Stats {
     pub max_in_flight: u64,
 }
 
-struct Shared {
-    config: MockConfig,
-    garbage_served: AtomicU64,
-    counter: AtomicU64,
-    in_flight: AtomicU64,
-    stats: Mutex<Stats>,
-    seen: Mutex<HashMap<String, u64>>,
-    handled: Mutex<Vec<Duration>>,
+pub(crate) struct Shared {
+    pub(crate) config: MockConfig,
+    pub(crate) garbage_served: AtomicU64,
+    pub(crate) counter: AtomicU64,
+    pub(crate) in_flight: AtomicU64,
+    pub(crate) stats: Mutex<Stats>,
+    pub(crate) seen: Mutex<HashMap<String, u64>>,
+    pub(crate) handled: Mutex<Vec<Duration>>,
 }
 
 mod answers;
+mod messages;
 
 use answers::{judge_answer, student_answer, teacher_answer, whole_prompt};
 
@@ -163,6 +170,9 @@ impl MockServer {
         });
         let app = Router::new()
             .route("/v1/chat/completions", post(chat))
+            .route("/v1/messages", post(messages::anthropic))
+            .route("/sdk/api/v1/new-eval/", post(messages::futureagi_eval))
+            .route("/sdk/api/v1/get-evals/", get(messages::futureagi_catalogue))
             .route("/stats", get(stats))
             .with_state(shared.clone());
         tokio::spawn(async move {
@@ -199,7 +209,7 @@ pub fn peak_rss_mb() -> f64 {
         / 1024.0
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
