@@ -97,9 +97,16 @@ pub(crate) fn body(
             Role::Assistant => messages.push(json!({"role": "assistant", "content": m.content})),
         }
     }
+    // A label set comes back as JSON: room for it around the longest choice.
+    let choice_room = req
+        .choices
+        .iter()
+        .map(|c| c.len() as u32 + 16)
+        .max()
+        .unwrap_or(0);
     let mut b = json!({
         "model": model,
-        "max_tokens": req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
+        "max_tokens": req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS).max(choice_room),
         "messages": messages,
     });
     let mut system = system.join("\n\n");

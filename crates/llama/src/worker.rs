@@ -317,10 +317,23 @@ impl Worker<'_> {
                 });
             }
             let sampler = self.sampler(&request)?;
-            Ok((prompt, sampler))
+            // A label-set answer is never cut short: room for the longest choice and the end.
+            // Under a grammar the model may spell a choice in short pieces, so its canonical
+            // tokenization is not a bound: one token per byte is.
+            let longest_choice = request
+                .choices
+                .iter()
+                .map(|c| c.len() as u32 + 1)
+                .max()
+                .unwrap_or(0);
+            let max_tokens = request
+                .max_tokens
+                .unwrap_or(self.shape.default_max_tokens)
+                .max(longest_choice);
+            Ok((prompt, sampler, max_tokens))
         })();
         match built {
-            Ok((prompt, sampler)) => Ok(Slot {
+            Ok((prompt, sampler, max_tokens)) => Ok(Slot {
                 seq,
                 reply,
                 prompt,
@@ -331,7 +344,7 @@ impl Worker<'_> {
                 sampler,
                 bytes: Vec::new(),
                 generated: 0,
-                max_tokens: request.max_tokens.unwrap_or(self.shape.default_max_tokens),
+                max_tokens,
                 stop: request.stop.clone(),
             }),
             Err(e) => Err((reply, e)),

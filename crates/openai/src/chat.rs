@@ -222,6 +222,60 @@ impl OpenAiChat {
     }
 }
 
+/// A label-set request becomes a structured one (`{"answer": …}`); others go as they are.
+fn prepared(request: ChatRequest) -> ChatRequest {
+    if !request.choices.is_empty() && request.response_schema.is_none() {
+        with_choices(request)
+    } else {
+        request
+    }
+}
+
+impl OpenAiChat {
+    /// The chat-completions body the live path sends for `request`: a batch line's `body`
+    /// (OpenAI or Azure Batch, vLLM's `run-batch`).
+    pub fn request_body(&self, request: &ChatRequest) -> Value {
+        let req = prepared(request.clone());
+        body(&self.shared.model, &req, self.structured_mode())
+    }
+
+    /// A chat completion (a batch output line's `response.body`) as this client's answer to
+    /// `request`, exactly as the live path would have returned it.
+    pub fn response_for(
+        &self,
+        request: &ChatRequest,
+        reply: &Value,
+    ) -> Result<ChatResponse, ModelError> {
+        let req = prepared(request.clone());
+        self.finish(&req, reply, self.structured_mode())
+    }
+
+    fn finish(
+        &self,
+        request: &ChatRequest,
+        v: &Value,
+        mode: StructuredMode,
+    ) -> Result<ChatResponse, ModelError> {
+        let mut resp = parse_response(v, &self.shared.model)?;
+        if request.response_schema.is_some()
+            && mode != StructuredMode::JsonSchema
+            && let Ok(clean) = extract_json::<Value>(&resp.text)
+        {
+            resp.text = clean.to_string();
+        }
+        // `prepared` made a label set structured; the answer is the bare label.
+        if !request.choices.is_empty()
+            && request
+                .response_schema
+                .as_ref()
+                .is_some_and(|s| s.name == "answer")
+        {
+            resp.text = choice_of(&resp.text, &request.choices);
+        }
+        Ok(resp)
+    }
+}
+
 #[async_trait]
 impl ChatModel for OpenAiChat {
     fn id(&self) -> &str {
@@ -241,12 +295,7 @@ impl ChatModel for OpenAiChat {
             ),
             None => None,
         };
-        let choices = !request.choices.is_empty() && request.response_schema.is_none();
-        let request = if choices {
-            with_choices(request)
-        } else {
-            request
-        };
+        let request = prepared(request);
         if let Some(l) = &self.shared.rpm {
             l.until_ready().await;
         }
@@ -272,16 +321,7 @@ impl ChatModel for OpenAiChat {
                     tokio::time::sleep(Duration::from_millis(50 * u64::from(malformed))).await;
                 }
                 Ok(v) => {
-                    let mut resp = parse_response(&v, &self.shared.model)?;
-                    if request.response_schema.is_some()
-                        && mode != StructuredMode::JsonSchema
-                        && let Ok(clean) = extract_json::<Value>(&resp.text)
-                    {
-                        resp.text = clean.to_string();
-                    }
-                    if choices {
-                        resp.text = choice_of(&resp.text, &request.choices);
-                    }
+                    let resp = self.finish(&request, &v, mode)?;
                     let mut acc = self
                         .shared
                         .accounting

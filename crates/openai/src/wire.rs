@@ -114,8 +114,11 @@ pub(crate) fn strip_unsupported(v: &mut Value) {
     }
 }
 
-/// A label-set request as structured output: `{"answer": one of the choices}`.
+/// A label-set request as structured output: `{"answer": one of the choices}`, with room for
+/// the JSON around the longest choice (a token limit meant for a bare label would cut it).
 pub(crate) fn with_choices(mut request: ChatRequest) -> ChatRequest {
+    let longest = request.choices.iter().map(|c| c.len()).max().unwrap_or(0) as u32;
+    request.max_tokens = request.max_tokens.map(|m| m.max(16 + longest));
     let schema = json!({
         "type": "object",
         "properties": {"answer": {"type": "string", "enum": request.choices}},
