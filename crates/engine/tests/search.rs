@@ -443,7 +443,7 @@ fn null_student() -> Arc<ScriptedModel> {
         ScriptedModel::new("student").with_handler(|req: &ChatRequest| {
             let mut hasher = std::hash::DefaultHasher::new();
             std::hash::Hash::hash(&whole(req), &mut hasher);
-            Ok(if std::hash::Hasher::finish(&hasher) % 2 == 0 {
+            Ok(if std::hash::Hasher::finish(&hasher).is_multiple_of(2) {
                 "spam"
             } else {
                 "ham"

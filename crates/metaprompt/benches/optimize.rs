@@ -7,111 +7,24 @@
 //!
 //! `cargo bench -p metaprompt --bench optimize`
 
-use std::sync::Arc;
+mod common;
+
 use std::time::{Duration, Instant};
 
-use metaprompt::core::Row;
-use metaprompt::data::{BasicDataMapper, Dataset, SplitConfig};
-use metaprompt::engine::{DataSource, MetaPromptOptimizer, OptimizeRequest};
-use metaprompt::evals::{ExactMatch, Normalize};
-use metaprompt::openai::OpenAiChat;
-use metaprompt_mock::{MockConfig, MockServer};
-
-/// CPU seconds from `schedstat` (nanosecond resolution) summed over this process's threads:
-/// (the framework's, the mock's). The mock's threads are those named `mock…`.
-fn cpu_split() -> (f64, f64) {
-    let mut split = (0.0, 0.0);
-    for task in std::fs::read_dir("/proc/self/task")
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        let cpu = std::fs::read_to_string(task.path().join("schedstat"))
-            .ok()
-            .and_then(|t| t.split_whitespace().next()?.parse::<f64>().ok())
-            .unwrap_or(0.0)
-            / 1e9;
-        let name = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-        if name.starts_with("mock") {
-            split.1 += cpu;
-        } else {
-            split.0 += cpu;
-        }
-    }
-    split
-}
+use common::{cpu_split, mock, model, request};
+use metaprompt::engine::MetaPromptOptimizer;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let latency = Duration::from_millis(100);
     let conc = 64usize;
-    let base_url = MockServer::spawn(MockConfig {
-        latency,
-        ..MockConfig::default()
-    })
-    .unwrap()
-    .base_url();
-    let model = |name: &str| {
-        Arc::new(
-            OpenAiChat::builder(name)
-                .base_url(base_url.clone())
-                .api_key("k")
-                .build()
-                .unwrap(),
-        )
-    };
-    let words = [
-        "win a free prize now",
-        "see you at dinner",
-        "claim your cash",
-        "running late, sorry",
-    ];
-    let rows: Vec<Row> = (0..200)
-        .map(|i| {
-            let w = words[i % 4];
-            let label = if i % 2 == 0 { "spam" } else { "ham" };
-            Row::from_json(
-                i.to_string(),
-                serde_json::json!({"text": format!("{w} #{i}"), "label": label}),
-            )
-            .unwrap()
-        })
-        .collect();
-    let ds = Dataset::new(rows).with_label_fields(["label"]).unwrap();
-    let mapper = BasicDataMapper::for_dataset(
-        [
-            ("response", "generated_output"),
-            ("expected_response", "label"),
-        ],
-        &ds,
-    )
-    .unwrap();
-    let mut req = OptimizeRequest::new(
-        model("student"),
-        Arc::new(ExactMatch::new(Normalize::all())),
-        Arc::new(mapper),
-        DataSource::Dataset(
-            ds,
-            SplitConfig {
-                train: 0.6,
-                val: 0.2,
-                test: 0.2,
-                seed: 1,
-                stratify_by: None,
-            },
-        ),
-        vec![
-            metaprompt::core::Prompt::parse(
-                "Is this message spam or ham? Answer with one word.\n\n{text}",
-            )
-            .expect("prompt"),
-        ],
-    );
+    let base_url = mock(latency);
+    let mut req = request(&base_url);
     req.config.num_rounds = 5;
     req.config.eval_subset_size = 40;
     req.config.concurrency = conc;
     let opt = MetaPromptOptimizer::builder()
-        .teacher(model("teacher"))
+        .teacher(model(&base_url, "teacher"))
         .build()
         .unwrap();
     let (cpu0, mock0) = cpu_split();

@@ -48,7 +48,14 @@ pub(crate) fn judge_answer(user: &str) -> String {
 pub(crate) fn teacher_answer(user: &str, system: &str) -> String {
     // The idea depends on the request only (how many rounds the ledger holds), never on the
     // request count, so runs with and without faults get the same answers.
-    let call = user.matches("\nRound ").count() as u64;
+    // Parallel proposals of one round each take a different idea.
+    let proposal = user
+        .split("You are proposal ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|k| k.parse::<u64>().ok())
+        .map_or(0, |k| k - 1);
+    let call = user.matches("\nRound ").count() as u64 + proposal;
     let current = user
         .split("<prompt>\n")
         .nth(1)
