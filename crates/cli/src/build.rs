@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use anyhow::{Result, anyhow, bail};
-use metaprompt::core::{ChatModel, GenerateParams, ResponseSchema};
+use metaprompt::core::{BatchExecutor, ChatModel, GenerateParams, ResponseSchema};
 use metaprompt::data::{BasicDataMapper, Dataset, LoadOptions, SplitConfig, Splits, load};
 use metaprompt::engine::{Checked, DataSource, OptimizeRequest};
 use metaprompt::evals::BuildContext;
@@ -136,11 +136,14 @@ pub(crate) fn request(loaded: &Loaded, seed: Option<u64>) -> Result<Built, Failu
     let hosted = crate::hosted::Hosted::default();
     let student = pool.build(loaded, &c.student, "student").usage()?;
     let teacher = pool.build(loaded, &c.teacher, "teacher").usage()?;
+    let mut batch: Vec<Arc<dyn BatchExecutor>> = Vec::new();
+    batch.extend(pool.batch_executor(&c.student, "student").usage()?);
     let judge = match c.evaluator.judge_model_section() {
         Some(m) => {
             let section: ModelSection = serde_json::from_value(m.clone())
                 .map_err(|e| anyhow!("[evaluator.model]: {e}"))
                 .usage()?;
+            batch.extend(pool.batch_executor(&section, "evaluator.model").usage()?);
             pool.build(loaded, &section, "evaluator.model").usage()?
         }
         // Without its own model, the teacher judges (through its own layers: judge calls are
@@ -166,6 +169,7 @@ pub(crate) fn request(loaded: &Loaded, seed: Option<u64>) -> Result<Built, Failu
     req.student_params = student_params(&c.student).usage()?;
     req.task_description = c.task_description.clone();
     req.config = c.optimizer.clone();
+    req.batch = batch;
     if let Some(s) = seed {
         req.config.seed = s;
     }

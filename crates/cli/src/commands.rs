@@ -49,10 +49,24 @@ pub(crate) async fn optimize(a: OptimizeArgs) -> Result<u8, Failure> {
             );
             eprintln!("judge calls: {}", plan.judge_calls);
             match plan.cost_upper_bound_usd {
-                Some(c) => eprintln!("cost: at most ${c:.2} at the configured prices"),
+                Some(c) => {
+                    eprintln!("cost: at most ${c:.2} at the configured prices, every call live")
+                }
                 None => eprintln!(
                     "cost: unknown (no price for these models; set price_input/price_output)"
                 ),
+            }
+            if plan.batched_calls > 0 {
+                match plan.batch_cost_upper_bound_usd {
+                    Some(c) => eprintln!(
+                        "with batches: {} whole-split calls at the batch price, at most ${c:.2}",
+                        plan.batched_calls
+                    ),
+                    None => eprintln!(
+                        "with batches: {} whole-split calls at the batch price (unknown)",
+                        plan.batched_calls
+                    ),
+                }
             }
         }
         return Ok(0);
@@ -101,7 +115,7 @@ pub(crate) async fn optimize(a: OptimizeArgs) -> Result<u8, Failure> {
 
 /// Reads a prompt file: a chat prompt as JSON (`{"messages": [...]}`, as `best_prompt.json`
 /// holds), else the file's text as one user message.
-fn read_prompt(source: &str) -> Result<Prompt, Failure> {
+pub(crate) fn read_prompt(source: &str) -> Result<Prompt, Failure> {
     let text = if source == "-" {
         let mut s = String::new();
         std::io::stdin()
@@ -126,20 +140,38 @@ fn read_prompt(source: &str) -> Result<Prompt, Failure> {
         .usage()
 }
 
+/// A split name as the commands take it.
+pub(crate) fn check_split(split: &str) -> Result<(), Failure> {
+    if ["train", "val", "test", "all"].contains(&split) {
+        Ok(())
+    } else {
+        Err(Failure::Usage(anyhow!(
+            "--split must be train, val, test or all, not `{split}`"
+        )))
+    }
+}
+
 pub(crate) async fn eval(
     config_path: PathBuf,
     prompt: String,
     split: String,
     json: bool,
+    batch: bool,
 ) -> Result<u8, Failure> {
-    if !["train", "val", "test", "all"].contains(&split.as_str()) {
-        return Err(Failure::Usage(anyhow!(
-            "--split must be train, val, test or all, not `{split}`"
-        )));
-    }
+    check_split(&split)?;
     let loaded = config::load(&config_path).usage()?;
     let prompt = read_prompt(&prompt)?;
-    let built = build::request(&loaded, None)?;
+    let mut built = build::request(&loaded, None)?;
+    if batch {
+        if built.checked.request().batch.is_empty() {
+            return Err(Failure::Usage(anyhow!(
+                "--batch needs a model with a Batch API: add `batch = true` to [student] (provider \"openai\")"
+            )));
+        }
+        built
+            .checked
+            .set_batch_mode(metaprompt::engine::BatchMode::Always);
+    }
     built.hosted.check().await?;
     let mut optimizer = MetaPromptOptimizer::builder().teacher(built.teacher.clone());
     // With a shared store, answers already paid for (by a run, or imported) are reused.
@@ -277,14 +309,31 @@ pub(crate) async fn runs_list(store: PathBuf) -> Result<u8, Failure> {
     if runs.is_empty() {
         eprintln!("no runs in {}", store.display());
     }
+    let mut waiting: std::collections::HashMap<String, Vec<String>> = Default::default();
+    for (id, b) in s.waiting_batches().await.unwrap_or_default() {
+        waiting
+            .entry(id)
+            .or_default()
+            .push(crate::batch_cmd::describe(&b));
+    }
     for r in runs {
+        let note = waiting
+            .get(&r.id)
+            .filter(|_| {
+                matches!(
+                    r.status,
+                    metaprompt::store::RunStatus::Running
+                        | metaprompt::store::RunStatus::Interrupted
+                )
+            })
+            .map_or(String::new(), |w| format!("\twaiting on {}", w.join("; ")));
         let score = r
             .result
             .as_ref()
             .and_then(|d| d["final_score"].as_f64())
             .map_or("-".into(), |v| format!("{v:.3}"));
         println!(
-            "{}\t{:?}\t{} rounds\tfinal {score}\t{}",
+            "{}\t{:?}\t{} rounds\tfinal {score}\t{}{note}",
             r.id,
             r.status,
             r.rounds.len(),

@@ -231,6 +231,20 @@ pub(crate) struct ModelSection {
     /// Constrains the student's answers: `{ enum = ["spam", "ham"] }` or `{ schema = {…} }`.
     #[serde(default)]
     pub(crate) output: Option<OutputSection>,
+    /// Score whole splits (the baseline, val, test) through the provider's Batch API when
+    /// `[optimizer] batch` says so (openai: OpenAI and Azure Batch, at half the live price).
+    /// Rounds' minibatches stay live.
+    #[serde(default)]
+    pub(crate) batch: bool,
+    /// Azure: the Global Batch deployment each batch line names (default: `azure_deployment`).
+    #[serde(default)]
+    pub(crate) batch_deployment: Option<String>,
+    /// Several replicas of one model (openai), instead of `base_url`: each call goes to the
+    /// healthy replica with the fewest calls in flight (`max_concurrency` caps each one); a
+    /// replica that refuses connections or fails three times in a row is left out for a
+    /// back-off (1 s, doubling to 30 s), and its calls are made on another at once.
+    #[serde(default)]
+    pub(crate) base_urls: Vec<String>,
 }
 
 impl std::fmt::Debug for ModelSection {

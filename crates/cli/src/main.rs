@@ -1,6 +1,7 @@
 //! The `metaprompt` command.
 #![deny(missing_docs)]
 
+mod batch_cmd;
 mod build;
 mod commands;
 mod config;
@@ -70,6 +71,15 @@ enum Command {
         /// Print {"split","score","ci95","n","errors","usage"} on stdout.
         #[arg(long)]
         json: bool,
+        /// Score through the provider's Batch API (half price; minutes to hours): needs
+        /// `batch = true` in [student].
+        #[arg(long)]
+        batch: bool,
+    },
+    /// Batch files for an offline engine (vLLM's run-batch), and provider batches of runs.
+    Batch {
+        #[command(subcommand)]
+        action: batch_cmd::BatchAction,
     },
     /// Run a whole optimization offline on the embedded model and a bundled SMS task.
     Demo {
@@ -215,7 +225,9 @@ fn main() -> ExitCode {
                 prompt,
                 split,
                 json,
-            } => commands::eval(config, prompt, split, json).await,
+                batch,
+            } => commands::eval(config, prompt, split, json, batch).await,
+            Command::Batch { action } => batch_cmd::run(action).await,
             Command::Demo { out, rounds, model } => commands::demo(out, rounds, model).await,
             Command::Model { action } => model_cmd::run(action).map(|()| 0).map_err(Failure::Usage),
             Command::Schema { result, reference } => {

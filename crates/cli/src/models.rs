@@ -9,11 +9,13 @@ use std::time::Duration;
 #[cfg(feature = "embedded")]
 use anyhow::Context;
 use anyhow::{Result, anyhow, bail};
-use metaprompt::core::{ChatModel, Price};
+#[cfg(feature = "openai")]
+use metaprompt::core::endpoints::EndpointPool;
+use metaprompt::core::{BatchExecutor, ChatModel, Price};
 #[cfg(feature = "embedded")]
 use metaprompt::llama::{LlamaChat, LlamaConfig, ModelLocator};
 #[cfg(feature = "openai")]
-use metaprompt::openai::{AzureSettings, OpenAiChat, RetryPolicy};
+use metaprompt::openai::{AzureSettings, OpenAiBuilder, OpenAiChat, RetryPolicy};
 
 use crate::config::{Loaded, ModelSection, Provider};
 
@@ -24,6 +26,19 @@ pub(crate) struct ModelPool {
     #[cfg(feature = "embedded")]
     llama: Mutex<HashMap<std::path::PathBuf, LlamaChat>>,
     secrets: Mutex<Vec<String>>,
+}
+
+/// The section's own price, when it gives one.
+fn section_price(section: &ModelSection, what: &str) -> Result<Option<Price>> {
+    Ok(match (section.price_input, section.price_output) {
+        (Some(i), Some(o)) => Some(Price {
+            input_per_mtok: i,
+            output_per_mtok: o,
+            per_call: 0.0,
+        }),
+        (None, None) => None,
+        _ => bail!("[{what}]: give both `price_input` and `price_output`, or neither"),
+    })
 }
 
 /// The error for a provider this build leaves out.
@@ -93,15 +108,7 @@ impl ModelPool {
         section: &ModelSection,
         what: &str,
     ) -> Result<Arc<dyn ChatModel>> {
-        let price = match (section.price_input, section.price_output) {
-            (Some(i), Some(o)) => Some(Price {
-                input_per_mtok: i,
-                output_per_mtok: o,
-                per_call: 0.0,
-            }),
-            (None, None) => None,
-            _ => bail!("[{what}]: give both `price_input` and `price_output`, or neither"),
-        };
+        let price = section_price(section, what)?;
         if let Some(t) = section.timeout_secs
             && !(t.is_finite() && t > 0.0)
         {
@@ -123,12 +130,12 @@ impl ModelPool {
     }
 
     #[cfg(feature = "openai")]
-    fn openai(
+    fn openai_builder(
         &self,
         section: &ModelSection,
         what: &str,
         price: Option<Price>,
-    ) -> Result<Arc<dyn ChatModel>> {
+    ) -> Result<OpenAiBuilder> {
         let name = section
             .model
             .clone()
@@ -178,8 +185,105 @@ impl ModelPool {
         if let Some(p) = price {
             b = b.price(p);
         }
-        let chat = b.build().map_err(|e| anyhow!("[{what}]: {e}"))?;
-        Ok(Arc::new(chat))
+        Ok(b)
+    }
+
+    #[cfg(feature = "openai")]
+    fn openai(
+        &self,
+        section: &ModelSection,
+        what: &str,
+        price: Option<Price>,
+    ) -> Result<Arc<dyn ChatModel>> {
+        let b = self.openai_builder(section, what, price)?;
+        if section.base_urls.is_empty() {
+            return Ok(Arc::new(b.build().map_err(|e| anyhow!("[{what}]: {e}"))?));
+        }
+        if section.base_url.is_some() {
+            bail!("[{what}]: give `base_url` or `base_urls`, not both");
+        }
+        // Each replica tries once; the pool moves a failed call to another replica at once.
+        let mut replicas: Vec<Arc<dyn ChatModel>> = Vec::new();
+        for url in &section.base_urls {
+            let chat = b
+                .clone()
+                .base_url(url.clone())
+                .retry(RetryPolicy {
+                    max_attempts: 1,
+                    ..RetryPolicy::default()
+                })
+                .build()
+                .map_err(|e| anyhow!("[{what}] {url}: {e}"))?;
+            replicas.push(Arc::new(chat));
+        }
+        Ok(Arc::new(
+            EndpointPool::new(replicas).map_err(|e| anyhow!("[{what}]: {e}"))?,
+        ))
+    }
+
+    /// The batch executor of a section with `batch = true`.
+    pub(crate) fn batch_executor(
+        &self,
+        section: &ModelSection,
+        what: &str,
+    ) -> Result<Option<Arc<dyn BatchExecutor>>> {
+        if !section.batch {
+            if section.batch_deployment.is_some() {
+                bail!("[{what}]: `batch_deployment` is set but `batch` is not; add `batch = true`");
+            }
+            return Ok(None);
+        }
+        match section.provider {
+            Provider::Openai => self.openai_batch(section, what),
+            _ => bail!(
+                "[{what}]: `batch = true` is for provider \"openai\" (the OpenAI and Azure Batch APIs); for a vLLM server use `metaprompt batch export` and vLLM's `run-batch`"
+            ),
+        }
+    }
+
+    /// The line writer and reader for a batch file of `section`'s calls (OpenAI's format, which
+    /// vLLM's `run-batch` reads), whether or not the section uses the Batch API itself.
+    pub(crate) fn batch_file_format(
+        &self,
+        section: &ModelSection,
+        what: &str,
+    ) -> Result<Arc<dyn BatchExecutor>> {
+        if section.provider != Provider::Openai {
+            bail!(
+                "[{what}]: batch files are in the OpenAI format (what vLLM's `run-batch` reads); they are for provider \"openai\""
+            );
+        }
+        let mut s = section.clone();
+        s.batch = true;
+        s.base_urls.truncate(1);
+        if s.base_url.is_none() {
+            s.base_url = s.base_urls.pop();
+        }
+        s.base_urls.clear();
+        self.openai_batch(&s, what)?
+            .ok_or_else(|| anyhow!("[{what}]: no batch format for this section"))
+    }
+
+    #[cfg(not(feature = "openai"))]
+    fn openai_batch(&self, _: &ModelSection, what: &str) -> Result<Option<Arc<dyn BatchExecutor>>> {
+        Err(missing_feature(what, "openai", "openai"))
+    }
+
+    #[cfg(feature = "openai")]
+    fn openai_batch(
+        &self,
+        section: &ModelSection,
+        what: &str,
+    ) -> Result<Option<Arc<dyn BatchExecutor>>> {
+        if !section.base_urls.is_empty() {
+            bail!("[{what}]: `batch = true` needs one `base_url`, not `base_urls`");
+        }
+        let price = section_price(section, what)?;
+        let b = self.openai_builder(section, what, price)?;
+        let ex = b
+            .build_batch(section.batch_deployment.clone())
+            .map_err(|e| anyhow!("[{what}]: {e}"))?;
+        Ok(Some(Arc::new(ex)))
     }
 
     #[cfg(not(feature = "anthropic"))]

@@ -12,6 +12,8 @@ pub(crate) struct Progress {
     bars: Option<(MultiProgress, ProgressBar, ProgressBar)>,
     quiet: bool,
     last_phase: Mutex<Option<Phase>>,
+    /// The last batch state shown, so each change is told once.
+    last_batch: Mutex<Option<(Vec<String>, &'static str)>>,
 }
 
 impl Progress {
@@ -39,6 +41,7 @@ impl Progress {
             bars,
             quiet,
             last_phase: Mutex::new(None),
+            last_batch: Mutex::new(None),
         }
     }
 
@@ -142,6 +145,48 @@ impl EventSink for Progress {
             }
             RunEvent::BestImproved { round, val_score } => self.line(format!(
                 "round {round}: new best prompt, val {val_score:.3}"
+            )),
+            RunEvent::Batch {
+                phase,
+                progress,
+                batch_ids,
+                resumed,
+            } => {
+                let state = progress.state.as_str();
+                let key = (batch_ids.clone(), state);
+                let mut last = self
+                    .last_batch
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if last.as_ref() != Some(&key) {
+                    let again = if *resumed && last.is_none() {
+                        " (re-attached)"
+                    } else {
+                        ""
+                    };
+                    self.line(format!(
+                        "{} batch {}{again}: {state}, {}/{} answered, {} failed",
+                        phase_name(*phase),
+                        batch_ids.join(", "),
+                        progress.completed,
+                        progress.total,
+                        progress.failed
+                    ));
+                    *last = Some(key);
+                }
+                if let Some((_, _, e)) = &self.bars {
+                    e.set_prefix(format!("{} batch", phase_name(*phase)));
+                    e.set_length(progress.total);
+                    e.set_position(progress.completed + progress.failed);
+                }
+            }
+            RunEvent::BatchImported {
+                phase,
+                answered,
+                failed,
+            } => self.line(format!(
+                "{} batch: {answered} answers stored; {failed} lines to make live",
+                phase_name(*phase)
             )),
             _ => {}
         }

@@ -97,8 +97,33 @@ pub(crate) async fn execute(
         .map_err(|e| Failure::Runtime(anyhow!(e)))?;
     let outcome = optimizer.optimize_checked(&checked).await;
     progress.finish();
+    let resume_hint = format!(
+        "metaprompt optimize --config … --out {} --resume",
+        plan.dir.display()
+    );
     let result = match outcome {
         Ok(r) => r,
+        // Ctrl-C while the initial prompts were scored (a batch of a large val, say).
+        Err(metaprompt::engine::EngineError::InterruptedBeforeBaseline) => {
+            let _ = store
+                .finish_run(
+                    &plan.run_id,
+                    RunStatus::Interrupted,
+                    Some("interrupted"),
+                    None,
+                )
+                .await;
+            let _ = store.flush().await;
+            crate::batch_cmd::on_interrupt(
+                &store,
+                &plan.run_id,
+                &checked.request().batch,
+                &resume_hint,
+            )
+            .await;
+            eprintln!("interrupted before the initial prompts were scored; `--resume` goes on");
+            return Ok(130);
+        }
         Err(e) => {
             let _ = store
                 .finish_run(&plan.run_id, RunStatus::Failed, Some("error"), None)
@@ -132,6 +157,15 @@ pub(crate) async fn execute(
         println!("{}", serde_json::to_string(&doc).unwrap_or_default());
     } else {
         report::print_summary(&doc, &plan.dir);
+    }
+    if interrupted {
+        crate::batch_cmd::on_interrupt(
+            &store,
+            &plan.run_id,
+            &checked.request().batch,
+            &resume_hint,
+        )
+        .await;
     }
     Ok(if interrupted { 130 } else { 0 })
 }

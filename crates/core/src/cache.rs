@@ -67,4 +67,13 @@ pub trait ResponseCache: Send + Sync {
     async fn get(&self, key: &CacheKey) -> Result<Option<ChatResponse>, CacheError>;
     /// Stores a response.
     async fn put(&self, key: &CacheKey, response: &ChatResponse) -> Result<(), CacheError>;
+
+    /// Stores many responses; a store that can makes it all-or-nothing (one transaction), so
+    /// that a crash while a batch's answers are stored leaves none or all of them.
+    async fn put_many(&self, entries: &[(CacheKey, ChatResponse)]) -> Result<(), CacheError> {
+        for (k, r) in entries {
+            self.put(k, r).await?;
+        }
+        Ok(())
+    }
 }

@@ -31,9 +31,11 @@
 //! a model call that takes milliseconds to seconds.
 #![deny(missing_docs)]
 
+pub mod batch;
 pub mod budget;
 pub mod cache;
 pub mod checkpoint;
+pub mod endpoints;
 pub mod eval;
 pub mod generator;
 pub mod json;
@@ -51,9 +53,13 @@ pub mod template;
 pub mod testing;
 
 pub use async_trait::async_trait;
+pub use batch::{
+    BatchExecutor, BatchFile, BatchFileWriter, BatchLimits, BatchLine, BatchProgress, BatchState,
+    BatchTicket,
+};
 pub use budget::{Budget, BudgetKind, Price, Spend};
 pub use cache::{CacheError, CacheKey, ResponseCache};
-pub use checkpoint::{Checkpoint, CheckpointError, Checkpointer};
+pub use checkpoint::{Checkpoint, CheckpointError, Checkpointer, PendingBatch};
 pub use eval::{EvalResult, Evaluator, InvalidScore, ModelLayer, mean_score};
 pub use generator::{GenerateError, GenerateParams, Generator};
 pub use json::{ExtractError, extract_json, schema_for};

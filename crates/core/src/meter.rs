@@ -80,6 +80,9 @@ pub struct RoleSpend {
     pub usage: Usage,
     /// Money, at the model's price.
     pub cost_usd: f64,
+    /// Of `calls`, those answered through a provider batch (at the batch price).
+    #[serde(default)]
+    pub batched: u64,
 }
 
 /// Everything spent so far, per role: what a checkpoint keeps so that a resumed run reports
@@ -275,6 +278,22 @@ impl Meter {
             }
             Err(_) => r.errors += 1,
         }
+    }
+
+    /// Records one call answered through a provider batch at the batch `price`: a call like
+    /// any other for budgets and reports, counted in `batched` too.
+    pub fn record_batch(&self, role: CallRole, price: Option<Price>, response: &ChatResponse) {
+        let mut s = self.lock();
+        let r = &mut s.roles[role.index()];
+        r.calls += 1;
+        r.batched += 1;
+        r.usage += response.usage;
+        r.cost_usd += price.map_or(0.0, |p| p.call_cost(response.usage));
+    }
+
+    /// Whether the run was cancelled.
+    pub fn cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
     }
 
     /// Counts a request answered by the cache.

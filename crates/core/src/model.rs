@@ -240,6 +240,9 @@ pub enum ModelError {
     /// The call was not made: the run was cancelled.
     #[error("not called: the run was cancelled")]
     Cancelled,
+    /// The call was not made: it is to be answered by a provider batch.
+    #[error("not called: deferred to a batch")]
+    Deferred,
     /// Anything else.
     #[error("{0}")]
     Other(String),

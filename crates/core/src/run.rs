@@ -186,6 +186,26 @@ pub enum RunEvent {
         /// The ledger entry.
         record: Box<RoundRecord>,
     },
+    /// A provider batch was submitted, re-attached to, or moved on.
+    Batch {
+        /// What its calls score.
+        phase: Phase,
+        /// Its progress.
+        progress: crate::batch::BatchProgress,
+        /// The provider's ids.
+        batch_ids: Vec<String>,
+        /// Whether this run found it from an earlier, interrupted session.
+        resumed: bool,
+    },
+    /// A batch's answers are in the cache.
+    BatchImported {
+        /// What its calls score.
+        phase: Phase,
+        /// Lines answered and stored.
+        answered: u64,
+        /// Lines that failed (made again on the live path).
+        failed: u64,
+    },
     /// The run ended.
     Finished {
         /// Why.

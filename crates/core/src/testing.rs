@@ -201,6 +201,7 @@ impl crate::ResponseCache for MemoryCache {
 #[derive(Debug, Default)]
 pub struct MemoryCheckpointer {
     saved: Mutex<Vec<crate::Checkpoint>>,
+    batches: Mutex<Vec<(String, crate::checkpoint::PendingBatch)>>,
 }
 
 impl MemoryCheckpointer {
@@ -238,6 +239,31 @@ impl crate::Checkpointer for MemoryCheckpointer {
             .rev()
             .find(|c| c.run_id == run_id)
             .cloned())
+    }
+    async fn save_batch(
+        &self,
+        run_id: &str,
+        batch: &crate::checkpoint::PendingBatch,
+    ) -> Result<(), crate::CheckpointError> {
+        let mut all = lock(&self.batches);
+        match all
+            .iter_mut()
+            .find(|(r, b)| r == run_id && b.fingerprint == batch.fingerprint)
+        {
+            Some(slot) => slot.1 = batch.clone(),
+            None => all.push((run_id.to_string(), batch.clone())),
+        }
+        Ok(())
+    }
+    async fn batches(
+        &self,
+        run_id: &str,
+    ) -> Result<Vec<crate::checkpoint::PendingBatch>, crate::CheckpointError> {
+        Ok(lock(&self.batches)
+            .iter()
+            .filter(|(r, _)| r == run_id)
+            .map(|(_, b)| b.clone())
+            .collect())
     }
 }
 

@@ -43,6 +43,20 @@ pub enum Acceptance {
     Mean,
 }
 
+/// When whole-split scoring (the baseline, val, test) goes to a provider batch instead of
+/// live calls. Only models with a batch executor (`batch = true` on the model) take part;
+/// rounds' minibatches always use live calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchMode {
+    /// Never.
+    Off,
+    /// When a split's uncached calls number at least `batch_min_calls`.
+    Auto,
+    /// Whenever a split has an uncached call.
+    Always,
+}
+
 /// Everything about a run besides the models, the data and the prompts.
 ///
 /// Every stop condition but the number of rounds is off by default, so a default run does
@@ -114,6 +128,14 @@ pub struct OptimizerConfig {
     pub max_duration_secs: Option<f64>,
     /// Stop when more than this fraction of a batch's items fail (student or evaluator errors).
     pub max_error_rate: f64,
+    /// Whole-split scoring on a provider batch: `off`, `auto` (from `batch_min_calls`
+    /// uncached calls) or `always`; only models with `batch = true` take part.
+    pub batch: BatchMode,
+    /// Uncached calls of one split from which `batch = "auto"` uses a batch.
+    pub batch_min_calls: usize,
+    /// Longest wait between two polls of a batch, in seconds (polls start at 0.5 s and
+    /// back off to this).
+    pub batch_poll_secs: f64,
     /// The teacher's sampling temperature. In a config file this is `[teacher] temperature`.
     #[serde(skip)]
     pub teacher_temperature: f32,
@@ -157,6 +179,9 @@ impl Default for OptimizerConfig {
             max_cost_usd: None,
             max_duration_secs: None,
             max_error_rate: 0.5,
+            batch: BatchMode::Auto,
+            batch_min_calls: 500,
+            batch_poll_secs: 60.0,
             teacher_temperature: 0.7,
             teacher_max_tokens: 2048,
             teacher_frequency_penalty: Some(0.5),
@@ -222,6 +247,12 @@ impl OptimizerConfig {
             .is_some_and(|s| !s.is_finite() || s < 0.0)
         {
             out.push("`max_duration_secs` must be a non-negative number of seconds".into());
+        }
+        if !self.batch_poll_secs.is_finite() || self.batch_poll_secs < 0.1 {
+            out.push(format!(
+                "`batch_poll_secs` must be at least 0.1 seconds (got {})",
+                self.batch_poll_secs
+            ));
         }
         if self.editable.as_ref().is_some_and(Vec::is_empty) {
             out.push("`editable` is empty; list the roles the teacher may rewrite".into());

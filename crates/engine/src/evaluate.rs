@@ -84,6 +84,7 @@ impl Evaluation {
 }
 
 /// Everything needed to evaluate prompts for the student.
+#[derive(Clone)]
 pub(crate) struct Scorer {
     pub(crate) student: Arc<dyn ChatModel>,
     pub(crate) params: GenerateParams,

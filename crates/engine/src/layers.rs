@@ -1,22 +1,26 @@
 //! The models of a run, each wrapped in the same layers.
 //!
 //! ```text
-//! student: Cached ─► Limited(concurrency) ─► Metered(student) ─► the student
-//! teacher: Cached ─────────────────────────► Metered(teacher) ─► the teacher
-//! judge:   Cached ─► Limited(concurrency) ─► Metered(judge)   ─► each model an evaluator calls
+//! student: Batched ─► Cached ─► Limited(concurrency) ─► Metered(student) ─► the student
+//! teacher:            Cached ─────────────────────────► Metered(teacher) ─► the teacher
+//! judge:   Batched ─► Cached ─► Limited(concurrency) ─► Metered(judge)   ─► each model an evaluator calls
 //! ```
 //!
 //! A cache hit costs no permit and no budget; a call waits for a permit before it is
-//! admitted, so "in flight" means what it says. The student's and the judges' limits are
+//! admitted, so "in flight" means what it says. `Batched` (see `batch.rs`) collects a
+//! split's uncached calls for a provider batch and hands its answers back once. The student's and the judges' limits are
 //! separate, each `[optimizer] concurrency`: a provider's own limit is only an extra cap.
 
 use std::sync::Arc;
 
 use metaprompt_core::layer::{Cached, CallRole, Meter, Metered};
 use metaprompt_core::{
-    ChatModel, ChatRequest, ChatResponse, Evaluator, ModelError, Price, ResponseCache, async_trait,
+    BatchExecutor, ChatModel, ChatRequest, ChatResponse, Evaluator, ModelError, Price,
+    ResponseCache, async_trait,
 };
 use tokio::sync::Semaphore;
+
+use crate::batch::{Batched, Batching};
 
 /// Holds at most the semaphore's permits of calls in flight.
 pub(crate) struct Limited {
@@ -49,6 +53,7 @@ impl ChatModel for Limited {
 struct Wrap {
     meter: Arc<Meter>,
     cache: Option<Arc<dyn ResponseCache>>,
+    batching: Arc<Batching>,
 }
 
 impl Wrap {
@@ -58,6 +63,7 @@ impl Wrap {
         role: CallRole,
         limit: Option<Arc<Semaphore>>,
     ) -> Arc<dyn ChatModel> {
+        let model_ref = model.clone();
         let metered: Arc<dyn ChatModel> = Arc::new(Metered::new(model, role, self.meter.clone()));
         let limited: Arc<dyn ChatModel> = match limit {
             Some(permits) => Arc::new(Limited {
@@ -66,12 +72,23 @@ impl Wrap {
             }),
             None => metered,
         };
-        match &self.cache {
+        let executor = self.batching.executor_for(model_ref.as_ref());
+        let cached = match &self.cache {
             Some(c) => {
                 Arc::new(Cached::new(limited, c.clone()).counting_hits(self.meter.clone(), role))
             }
             None => limited,
+        };
+        if role == CallRole::Teacher {
+            return cached;
         }
+        Arc::new(Batched {
+            inner: cached,
+            cache: self.cache.clone(),
+            executor,
+            role,
+            imported: self.batching.imported.clone(),
+        })
     }
 }
 
@@ -82,6 +99,7 @@ pub(crate) struct RunModels {
     pub(crate) teacher: Arc<dyn ChatModel>,
     pub(crate) evaluator: Arc<dyn Evaluator>,
     pub(crate) meter: Arc<Meter>,
+    pub(crate) batching: Arc<Batching>,
 }
 
 impl RunModels {
@@ -92,10 +110,17 @@ impl RunModels {
         cache: Option<Arc<dyn ResponseCache>>,
         meter: Arc<Meter>,
         concurrency: usize,
+        executors: Vec<Arc<dyn BatchExecutor>>,
     ) -> Self {
+        let batching = Arc::new(Batching {
+            executors,
+            imported: Arc::default(),
+            cache: cache.clone(),
+        });
         let wrap = Wrap {
             meter: meter.clone(),
             cache,
+            batching: batching.clone(),
         };
         let student_permits = Arc::new(Semaphore::new(concurrency.max(1)));
         let judge_permits = Arc::new(Semaphore::new(concurrency.max(1)));
@@ -110,6 +135,7 @@ impl RunModels {
             teacher: wrap.apply(teacher, CallRole::Teacher, None),
             evaluator,
             meter,
+            batching,
         }
     }
 }

@@ -42,6 +42,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod batch;
 mod brief;
 mod config;
 mod demos;
@@ -62,7 +63,7 @@ use metaprompt_core::run::Phase;
 use metaprompt_core::{ModelError, TemplateError};
 
 pub use config::{
-    Acceptance, DEFAULT_EVAL_SUBSET_SIZE, DEFAULT_NUM_ROUNDS, DEFAULT_TASK_DESCRIPTION,
+    Acceptance, BatchMode, DEFAULT_EVAL_SUBSET_SIZE, DEFAULT_NUM_ROUNDS, DEFAULT_TASK_DESCRIPTION,
     MutationKind, OptimizerConfig, ParentSelection,
 };
 pub use demos::{Demo, DemoSource};
@@ -133,6 +134,10 @@ pub enum EngineError {
     /// A checkpoint could not be written.
     #[error("checkpoint: {0}")]
     Checkpoint(String),
+    /// A provider batch could not be prepared, followed or read (it may still be running:
+    /// a resumed run re-attaches to it).
+    #[error("batch: {0}")]
+    Batch(String),
     /// A checkpoint could not be read back.
     #[error("cannot resume from the checkpoint: {0}")]
     Resume(String),

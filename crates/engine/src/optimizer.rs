@@ -4,12 +4,12 @@ use std::sync::Arc;
 
 use metaprompt_core::run::Phase;
 use metaprompt_core::{
-    CancelFlag, ChatModel, Checkpointer, EventSink, Meter, MeterSnapshot, NoEvents, Price, Prompt,
-    ResponseCache, Usage,
+    CacheKey, CancelFlag, ChatModel, ChatRequest, Checkpointer, EventSink, Meter, MeterSnapshot,
+    NoEvents, Price, Prompt, ResponseCache, Usage,
 };
 
 use crate::EngineError;
-use crate::config::MutationKind;
+use crate::config::{BatchMode, MutationKind};
 use crate::layers::RunModels;
 use crate::request::{Checked, OptimizeRequest};
 use crate::result::{DryRun, OptimizeResult, PromptScore, UsageReport};
@@ -103,16 +103,18 @@ impl MetaPromptOptimizer {
             self.cache.clone(),
             meter,
             req.config.concurrency,
+            req.batch.clone(),
         )
     }
 
-    fn run<'a>(&self, checked: &'a Checked, spent: MeterSnapshot) -> Run<'a> {
+    fn run<'a>(&self, checked: &'a Checked, spent: MeterSnapshot, run_id: &str) -> Run<'a> {
         Run::new(
             checked,
             self.models(checked, spent),
             self.events.clone(),
             self.checkpointer.clone(),
             self.cancel.clone(),
+            run_id,
         )
     }
 
@@ -134,7 +136,9 @@ impl MetaPromptOptimizer {
             .map(|cp| restore(&cp.state))
             .transpose()?;
         let spent = restored.as_ref().map(|s| s.meter).unwrap_or_default();
-        self.run(checked, spent).execute(restored, run_id).await
+        self.run(checked, spent, &run_id)
+            .execute(restored, run_id.clone())
+            .await
     }
 
     /// Scores one prompt on a split (`train`, `val`, `test` or `all`) without optimizing.
@@ -146,7 +150,12 @@ impl MetaPromptOptimizer {
     ) -> Result<PromptScore, EngineError> {
         let rows = checked.rows(split);
         checked.check_prompt(prompt, &rows)?;
-        let run = self.run(checked, MeterSnapshot::default());
+        let run_id = checked
+            .request
+            .run_id
+            .clone()
+            .unwrap_or_else(|| format!("eval-{split}"));
+        let run = self.run(checked, MeterSnapshot::default(), &run_id);
         let e = match run.score(prompt, &rows, Phase::Test).await {
             Ok(e) => e,
             Err(Stop::Interrupt(_)) => return Err(EngineError::InterruptedBeforeBaseline),
@@ -160,6 +169,21 @@ impl MetaPromptOptimizer {
             errors: e.errors,
             usage: UsageReport::from(&run.meter().snapshot()),
         })
+    }
+
+    /// The student calls that scoring `prompt` on `split` would make and the cache cannot
+    /// answer, with the keys their answers are stored under: what a batch file for an
+    /// offline engine (vLLM's `run-batch`) holds. Makes no call.
+    pub async fn uncached_student_calls(
+        &self,
+        checked: &Checked,
+        prompt: &Prompt,
+        split: &str,
+    ) -> Result<Vec<(CacheKey, ChatRequest)>, EngineError> {
+        let rows = checked.rows(split);
+        checked.check_prompt(prompt, &rows)?;
+        let run = self.run(checked, MeterSnapshot::default(), "export");
+        Ok(run.uncached_student_calls(prompt, &rows).await)
     }
 
     /// The calls a run would make, from the configuration alone, before any call.
@@ -216,13 +240,13 @@ impl MetaPromptOptimizer {
         let _ = req.evaluator.with_model_layer(&|m: Arc<dyn ChatModel>| {
             seen.lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .push(m.price());
+                .push((m.id().to_string(), m.price()));
             m
         });
-        let judge_prices = seen
+        let judges = seen
             .into_inner()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let judge_price = judge_prices.into_iter().flatten().reduce(|a, b| {
+        let judge_price = judges.iter().filter_map(|j| j.1).reduce(|a, b| {
             if a.call_cost(Usage {
                 input_tokens: 1000,
                 output_tokens: 500,
@@ -237,6 +261,53 @@ impl MetaPromptOptimizer {
         });
         let judge_cost = bound(judge_price, judge, 1500, 512);
         let costs = [teacher_cost, student_cost, judge_cost];
+        // With batching, the whole-split calls of models with a batch executor cost the batch
+        // price (`auto`: splits with at least `batch_min_calls` rows).
+        let on = |rows: u64| match cfg.batch {
+            BatchMode::Off => false,
+            BatchMode::Always => rows > 0,
+            BatchMode::Auto => rows >= cfg.batch_min_calls as u64,
+        };
+        let whole = if on(val) {
+            baseline + rounds * n * val
+        } else {
+            0
+        } + if on(test) { 2 * test } else { 0 };
+        let executor = |id: &str| req.batch.iter().find(|e| e.model_id() == id);
+        let student_batch = executor(req.student.id()).map(|e| (e.price(), whole));
+        let per_item = u64::from(req.evaluator.model_calls_per_item());
+        let judge_batch = judges
+            .iter()
+            .find_map(|(id, _)| executor(id))
+            .map(|e| (e.price(), whole * per_item));
+        let batch_cost_upper_bound_usd = (student_batch.is_some() || judge_batch.is_some())
+            .then(|| {
+                let split = |live: Option<Price>,
+                             all: u64,
+                             b: Option<(Option<Price>, u64)>,
+                             i: u64,
+                             o: u64| {
+                    match b {
+                        Some((price, n)) => {
+                            let n = n.min(all);
+                            [bound(live, all - n, i, o), bound(price, n, i, o)]
+                        }
+                        None => [bound(live, all, i, o), Some(0.0)],
+                    }
+                };
+                let s = split(
+                    req.student.price(),
+                    student,
+                    student_batch,
+                    1000,
+                    u64::from(req.student_params.max_tokens.unwrap_or(512)),
+                );
+                let j = split(judge_price, judge, judge_batch, 1500, 512);
+                let parts = [teacher_cost, s[0], s[1], j[0], j[1]];
+                (!parts.iter().all(Option::is_none)).then(|| parts.iter().flatten().sum())
+            })
+            .flatten();
+        let batched_calls = student_batch.map_or(0, |b| b.1) + judge_batch.map_or(0, |b| b.1);
         DryRun {
             student_calls: student,
             teacher_calls: teacher,
@@ -250,6 +321,8 @@ impl MetaPromptOptimizer {
             } else {
                 Some(costs.iter().flatten().sum())
             },
+            batched_calls,
+            batch_cost_upper_bound_usd,
             warnings: checked.warnings().to_vec(),
         }
     }

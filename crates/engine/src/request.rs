@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use metaprompt_core::{
-    ChatModel, Checkpoint, DataMapper, Evaluator, GenerateParams, Prompt, Role, Row,
+    BatchExecutor, ChatModel, Checkpoint, DataMapper, Evaluator, GenerateParams, Prompt, Role, Row,
 };
 use metaprompt_data::{Dataset, SplitConfig, Splits};
 
@@ -51,6 +51,9 @@ pub struct OptimizeRequest {
     pub run_id: Option<String>,
     /// Continue from this checkpoint.
     pub resume: Option<Checkpoint>,
+    /// Provider batch engines for the student's and the judges' calls, matched to a model by
+    /// [`BatchExecutor::model_id`]; used for whole-split scoring as `config.batch` says.
+    pub batch: Vec<Arc<dyn BatchExecutor>>,
 }
 
 impl std::fmt::Debug for OptimizeRequest {
@@ -95,6 +98,7 @@ impl OptimizeRequest {
             config: OptimizerConfig::default(),
             run_id: None,
             resume: None,
+            batch: Vec::new(),
         }
     }
 
@@ -228,6 +232,11 @@ impl Checked {
     /// Sets the checkpoint to resume from.
     pub fn resume_from(&mut self, checkpoint: Option<Checkpoint>) {
         self.request.resume = checkpoint;
+    }
+
+    /// Sets when whole-split scoring uses provider batches (`metaprompt eval --batch`).
+    pub fn set_batch_mode(&mut self, mode: crate::BatchMode) {
+        self.request.config.batch = mode;
     }
 
     /// Sets the run id.

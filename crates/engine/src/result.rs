@@ -218,8 +218,13 @@ pub struct DryRun {
     pub val: usize,
     /// Rows in test.
     pub test: usize,
-    /// An upper bound on cost, when prices are known.
+    /// An upper bound on cost, when prices are known (every call live).
     pub cost_upper_bound_usd: Option<f64>,
+    /// Of the student and judge calls, those that go to provider batches (whole-split
+    /// scoring of models with a batch executor, as `batch` says).
+    pub batched_calls: u64,
+    /// The same bound with those calls at the batch price, when there are any.
+    pub batch_cost_upper_bound_usd: Option<f64>,
     /// Warnings about the data.
     pub warnings: Vec<String>,
 }

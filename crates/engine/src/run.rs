@@ -2,6 +2,7 @@
 //! checkpoints; the final scores on test.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use metaprompt_core::run::{Phase, RunEvent, StopReason};
@@ -11,6 +12,7 @@ use metaprompt_core::{
 use metaprompt_data::MinibatchState;
 
 use crate::EngineError;
+use crate::batch::Batching;
 pub(crate) use crate::evaluate::Stop;
 use crate::evaluate::{Evaluation, Interrupt, Scorer};
 use crate::guards::normalised;
@@ -32,6 +34,10 @@ pub(crate) struct Run<'a> {
     /// Scores already computed this session, keyed by prompt and rows. Only a shortcut: the
     /// cache would answer the same calls; never checkpointed.
     memo: Mutex<HashMap<String, Evaluation>>,
+    /// Provider batches' executors and answers.
+    pub(crate) batching: Arc<Batching>,
+    run_id: String,
+    batch_seq: AtomicU64,
 }
 
 /// The memo key of a prompt on a set of rows: every row id counts, so two different row sets
@@ -54,6 +60,7 @@ impl<'a> Run<'a> {
         events: Arc<dyn EventSink>,
         checkpointer: Option<Arc<dyn Checkpointer>>,
         cancel: CancelFlag,
+        run_id: &str,
     ) -> Self {
         let req = &checked.request;
         let scorer = Scorer {
@@ -67,13 +74,25 @@ impl<'a> Run<'a> {
         };
         Run {
             checked,
+            batching: models.batching.clone(),
             models,
             scorer,
             events,
             checkpointer,
             cancel,
             memo: Mutex::new(HashMap::new()),
+            run_id: run_id.to_string(),
+            batch_seq: AtomicU64::new(0),
         }
+    }
+
+    pub(crate) fn run_id(&self) -> String {
+        self.run_id.clone()
+    }
+
+    /// A number unique within this process's run, for temporary file names.
+    pub(crate) fn batch_seq(&self) -> u64 {
+        self.batch_seq.fetch_add(1, Ordering::Relaxed)
     }
 
     pub(crate) fn meter(&self) -> &Arc<Meter> {
@@ -104,6 +123,7 @@ impl<'a> Run<'a> {
         if let Some(e) = hit {
             return Ok(e);
         }
+        self.prefetch(prompt, rows, phase).await?;
         let e = self.scorer.evaluate(prompt, rows, phase).await?;
         if !e.outcomes.is_empty() {
             let rate = e.errors as f64 / e.outcomes.len() as f64;

@@ -54,6 +54,11 @@ pub struct MockConfig {
     /// The student appends a mark of its prompt to every answer (` #123`), so that two
     /// prompts never give the same output and never share a judge request.
     pub mark_student_answers: bool,
+    /// How long each step of a batch takes (validating, answering, finalizing); zero means
+    /// 300 ms.
+    pub batch_step: Duration,
+    /// Every this-many-th line of a batch fails (into the error file); zero fails none.
+    pub batch_fail_every: u64,
 }
 
 /// Request counts.
@@ -85,6 +90,14 @@ pub struct Stats {
     pub faults: u64,
     /// Most requests in flight at once.
     pub max_in_flight: u64,
+    /// Files uploaded (`POST /v1/files`).
+    pub files_uploaded: u64,
+    /// Batches created.
+    pub batches_created: u64,
+    /// Batch cancellations asked for.
+    pub batches_cancelled: u64,
+    /// Batch lines processed (answered or failed).
+    pub batch_lines: u64,
 }
 
 pub(crate) struct Shared {
@@ -95,10 +108,35 @@ pub(crate) struct Shared {
     pub(crate) stats: Mutex<Stats>,
     pub(crate) seen: Mutex<HashMap<String, u64>>,
     pub(crate) handled: Mutex<Vec<Duration>>,
+    pub(crate) batch: Mutex<batch::Store>,
+    /// Hashes of the student request bodies answered successfully, in order.
+    pub(crate) answered: Mutex<Vec<u64>>,
+    /// Killed: every request fails with 503.
+    pub(crate) dead: std::sync::atomic::AtomicBool,
 }
 
 mod answers;
+mod batch;
 mod messages;
+
+pub use batch::run_batch;
+
+impl Shared {
+    pub(crate) fn new(config: MockConfig) -> Shared {
+        Shared {
+            config,
+            garbage_served: AtomicU64::new(0),
+            counter: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
+            stats: Mutex::new(Stats::default()),
+            seen: Mutex::new(HashMap::new()),
+            handled: Mutex::new(Vec::new()),
+            batch: Mutex::new(batch::Store::default()),
+            answered: Mutex::new(Vec::new()),
+            dead: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+}
 
 use answers::{judge_answer, student_answer, teacher_answer, whole_prompt};
 
@@ -107,6 +145,7 @@ pub struct MockServer {
     /// Where it listens.
     pub addr: SocketAddr,
     shared: Arc<Shared>,
+    serving: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl MockServer {
@@ -159,26 +198,53 @@ impl MockServer {
         config: MockConfig,
     ) -> std::io::Result<MockServer> {
         let addr = listener.local_addr()?;
-        let shared = Arc::new(Shared {
-            config,
-            garbage_served: AtomicU64::new(0),
-            counter: AtomicU64::new(0),
-            in_flight: AtomicU64::new(0),
-            stats: Mutex::new(Stats::default()),
-            seen: Mutex::new(HashMap::new()),
-            handled: Mutex::new(Vec::new()),
-        });
+        let shared = Arc::new(Shared::new(config));
         let app = Router::new()
             .route("/v1/chat/completions", post(chat))
             .route("/v1/messages", post(messages::anthropic))
             .route("/sdk/api/v1/new-eval/", post(messages::futureagi_eval))
             .route("/sdk/api/v1/get-evals/", get(messages::futureagi_catalogue))
-            .route("/stats", get(stats))
-            .with_state(shared.clone());
-        tokio::spawn(async move {
+            .route("/stats", get(stats));
+        // The Files and Batches API, at OpenAI's paths and at Azure's resource-level ones.
+        let mut app = app;
+        for prefix in ["/v1", "/openai/v1"] {
+            app = app
+                .route(&format!("{prefix}/files"), post(batch::upload))
+                .route(
+                    &format!("{prefix}/files/{{id}}/content"),
+                    get(batch::content),
+                )
+                .route(&format!("{prefix}/batches"), post(batch::create))
+                .route(&format!("{prefix}/batches/{{id}}"), get(batch::retrieve))
+                .route(
+                    &format!("{prefix}/batches/{{id}}/cancel"),
+                    post(batch::cancel),
+                );
+        }
+        let app = app.with_state(shared.clone());
+        let serving = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Ok(MockServer { addr, shared })
+        Ok(MockServer {
+            addr,
+            shared,
+            serving: Mutex::new(Some(serving)),
+        })
+    }
+
+    /// Kills the server: it stops accepting connections, and every request on a connection
+    /// already open (in flight or new) fails with 503, as a replica that went down.
+    pub fn kill(&self) {
+        self.shared.dead.store(true, Ordering::SeqCst);
+        if let Some(h) = lock(&self.serving).take() {
+            h.abort();
+        }
+    }
+
+    /// Hashes of the student request bodies this server answered successfully: a body in two
+    /// servers' lists was paid twice.
+    pub fn answered_students(&self) -> Vec<u64> {
+        lock(&self.shared.answered).clone()
     }
 
     /// The base URL to configure (`http://127.0.0.1:PORT/v1`).
@@ -242,7 +308,9 @@ async fn chat(State(s): State<Arc<Shared>>, headers: HeaderMap, body: String) ->
         st.requests += 1;
         st.max_in_flight = st.max_in_flight.max(now);
     }
-    let resp = if s.config.echo_auth_401 {
+    let resp = if s.dead.load(Ordering::SeqCst) {
+        (StatusCode::SERVICE_UNAVAILABLE, "replica down").into_response()
+    } else if s.config.echo_auth_401 {
         let seen: Vec<String> = headers
             .iter()
             .map(|(k, v)| format!("{k}: {}", v.to_str().unwrap_or("")))
@@ -273,6 +341,9 @@ async fn answer(s: &Shared, n: u64, body: &str) -> Response {
             tokio::time::sleep(latency).await;
         }
     }
+    if s.dead.load(Ordering::SeqCst) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "replica down").into_response();
+    }
     let r = draw(c.seed, n);
     let fault = |st: &Shared| lock(&st.stats).faults += 1;
     if r < c.p_429 {
@@ -289,9 +360,64 @@ async fn answer(s: &Shared, n: u64, body: &str) -> Response {
         return (StatusCode::SERVICE_UNAVAILABLE, "hung").into_response();
     }
     let truncate = r < c.p_429 + c.p_500 + c.p_hang + c.p_truncate;
+    let completion = match completion(s, n, body, |completion| {
+        if truncate {
+            fault(s);
+            Err(completion)
+        } else {
+            Ok(completion)
+        }
+    }) {
+        Ok(c) => c,
+        Err(Reply::Truncated(completion)) => {
+            let cut = completion.len() / 2;
+            return (
+                StatusCode::OK,
+                [("content-type", "application/json")],
+                completion[..cut].to_string(),
+            )
+                .into_response();
+        }
+        Err(Reply::Error(status, v)) => return (status, Json(v)).into_response(),
+        Err(Reply::Plain(status, text)) => return (status, text).into_response(),
+    };
+    (
+        StatusCode::OK,
+        [("content-type", "application/json")],
+        completion,
+    )
+        .into_response()
+}
+
+/// A request the mock did not answer with a completion.
+pub(crate) enum Reply {
+    /// A JSON error body.
+    Error(StatusCode, Value),
+    /// A plain-text error body.
+    Plain(StatusCode, &'static str),
+    /// A completion cut in half on the wire.
+    Truncated(String),
+}
+
+/// The chat completion for a request body, counted by kind (a batch line is answered by the
+/// same function as a live request). `deliver` decides, given the completion, whether it is
+/// sent whole (`Ok`) or cut (`Err`); only what is delivered whole is counted.
+pub(crate) fn completion(
+    s: &Shared,
+    n: u64,
+    body: &str,
+    deliver: impl FnOnce(String) -> Result<String, String>,
+) -> Result<String, Reply> {
+    let c = &s.config;
+    let fault = |st: &Shared| lock(&st.stats).faults += 1;
     let req: Value = match serde_json::from_str(body) {
         Ok(v) => v,
-        Err(_) => return (StatusCode::BAD_REQUEST, Json(json!({"error": {"message": "invalid JSON body", "type": "invalid_request_error", "param": null, "code": null}}))).into_response(),
+        Err(_) => {
+            return Err(Reply::Error(
+                StatusCode::BAD_REQUEST,
+                json!({"error": {"message": "invalid JSON body", "type": "invalid_request_error", "param": null, "code": null}}),
+            ));
+        }
     };
     let messages = req["messages"].as_array().cloned().unwrap_or_default();
     let system = messages
@@ -314,7 +440,10 @@ async fn answer(s: &Shared, n: u64, body: &str) -> Response {
         && draw(hash(body), 0) < fraction
     {
         fault(s);
-        return (StatusCode::INTERNAL_SERVER_ERROR, "student backend down").into_response();
+        return Err(Reply::Plain(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "student backend down",
+        ));
     }
     let first_user = messages
         .iter()
@@ -355,16 +484,7 @@ async fn answer(s: &Shared, n: u64, body: &str) -> Response {
         "usage": {"prompt_tokens": body.len() as u64 / 4, "completion_tokens": text.len() as u64 / 4 + 1, "total_tokens": 0}
     })
     .to_string();
-    if truncate {
-        fault(s);
-        let cut = completion.len() / 2;
-        return (
-            StatusCode::OK,
-            [("content-type", "application/json")],
-            completion[..cut].to_string(),
-        )
-            .into_response();
-    }
+    let completion = deliver(completion).map_err(Reply::Truncated)?;
     {
         let mut st = lock(&s.stats);
         let repeated = {
@@ -385,14 +505,10 @@ async fn answer(s: &Shared, n: u64, body: &str) -> Response {
             }
             st.student += 1;
             st.repeated_student += u64::from(repeated);
+            lock(&s.answered).push(hash(body));
         }
     }
-    (
-        StatusCode::OK,
-        [("content-type", "application/json")],
-        completion,
-    )
-        .into_response()
+    Ok(completion)
 }
 
 #[cfg(test)]

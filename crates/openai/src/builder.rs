@@ -120,8 +120,8 @@ impl OpenAiBuilder {
         self
     }
 
-    /// Builds the client.
-    pub fn build(self) -> Result<OpenAiChat, ConfigError> {
+    /// The HTTP client: the configured headers on every request, the per-attempt timeout.
+    pub(crate) fn http(&self) -> Result<reqwest::Client, ConfigError> {
         let mut headers = reqwest::header::HeaderMap::new();
         for (k, v) in &self.headers {
             let name = reqwest::header::HeaderName::from_bytes(k.as_bytes())
@@ -130,24 +130,33 @@ impl OpenAiBuilder {
                 .map_err(|e| ConfigError::BadHeader(k.clone(), e.to_string()))?;
             headers.insert(name, value);
         }
-        let http = reqwest::Client::builder()
+        reqwest::Client::builder()
             .timeout(self.timeout)
             .default_headers(headers)
             .build()
-            .map_err(|e| ConfigError::Http(e.to_string()))?;
-        let service = RetryService {
-            client: http,
-            policy: self.retry,
-        };
-        let base = self
-            .base_url
+            .map_err(|e| ConfigError::Http(e.to_string()))
+    }
+
+    /// The base URL: the configured one, else `OPENAI_BASE_URL`, else OpenAI's.
+    pub(crate) fn base(&self) -> String {
+        self.base_url
             .clone()
             .or_else(|| {
                 std::env::var("OPENAI_BASE_URL")
                     .ok()
                     .filter(|s| !s.is_empty())
             })
-            .unwrap_or_else(|| "https://api.openai.com/v1".to_string());
+            .unwrap_or_else(|| "https://api.openai.com/v1".to_string())
+    }
+
+    /// Builds the client.
+    pub fn build(self) -> Result<OpenAiChat, ConfigError> {
+        let service = RetryService {
+            client: self.http()?,
+            policy: self.retry,
+            strip_authorization: false,
+        };
+        let base = self.base();
         let key = self.api_key.clone().unwrap_or_default();
         let backend = match &self.azure {
             Some(az) => Backend::Azure(

@@ -164,39 +164,57 @@ impl OpenAiChat {
         })
     }
 
-    fn map_error(&self, e: OpenAIError) -> ModelError {
+    /// What an HTTP error status means, from the server's message, code and type.
+    fn classify(&self, status: u16, msg: String, code: &str, kind: &str) -> ModelError {
+        match status {
+            401 | 403 => ModelError::Auth(format!(
+                "{status}: {msg}; check the API key and its permissions"
+            )),
+            429 if code == "insufficient_quota"
+                || kind == "insufficient_quota"
+                || msg.contains("insufficient_quota") =>
+            {
+                ModelError::Quota(format!(
+                    "{msg}; add credit or raise the quota of this account"
+                ))
+            }
+            429 => ModelError::RateLimited {
+                attempts: self.shared.max_attempts,
+                message: msg,
+            },
+            404 => ModelError::BadRequest(format!("404 (wrong model name or base URL?): {msg}")),
+            s if s >= 500 => ModelError::Server(format!(
+                "{status} after {} attempts: {}",
+                self.shared.max_attempts,
+                snippet(&msg)
+            )),
+            _ => ModelError::BadRequest(format!("{status}: {msg}")),
+        }
+    }
+
+    /// An error response read by hand (a file download) as a model error.
+    pub(crate) fn status_error(&self, status: u16, body: &str) -> ModelError {
+        let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+        let e = &v["error"];
+        let msg = e["message"]
+            .as_str()
+            .map_or_else(|| snippet(body), str::to_string);
+        let err = self.classify(
+            status,
+            msg,
+            e["code"].as_str().unwrap_or(""),
+            e["type"].as_str().unwrap_or(""),
+        );
+        self.scrubbed(err)
+    }
+
+    pub(crate) fn map_error(&self, e: OpenAIError) -> ModelError {
         let err = match e {
             OpenAIError::ApiError(api) => {
                 let status = api.status_code.as_u16();
-                let msg = api.api_error.message.clone();
                 let code = api.api_error.code.clone().unwrap_or_default();
                 let kind = api.api_error.r#type.clone().unwrap_or_default();
-                match status {
-                    401 | 403 => ModelError::Auth(format!(
-                        "{status}: {msg}; check the API key and its permissions"
-                    )),
-                    429 if code == "insufficient_quota"
-                        || kind == "insufficient_quota"
-                        || msg.contains("insufficient_quota") =>
-                    {
-                        ModelError::Quota(format!(
-                            "{msg}; add credit or raise the quota of this account"
-                        ))
-                    }
-                    429 => ModelError::RateLimited {
-                        attempts: self.shared.max_attempts,
-                        message: msg,
-                    },
-                    404 => ModelError::BadRequest(format!(
-                        "404 (wrong model name or base URL?): {msg}"
-                    )),
-                    s if s >= 500 => ModelError::Server(format!(
-                        "{status} after {} attempts: {}",
-                        self.shared.max_attempts,
-                        snippet(&msg)
-                    )),
-                    _ => ModelError::BadRequest(format!("{status}: {msg}")),
-                }
+                self.classify(status, api.api_error.message.clone(), &code, &kind)
             }
             OpenAIError::Reqwest(e) if e.is_timeout() => ModelError::Timeout(self.shared.timeout),
             OpenAIError::Reqwest(e) => ModelError::Server(format!("request failed: {e}")),
@@ -205,13 +223,21 @@ impl OpenAiChat {
             }
             other => ModelError::Other(other.to_string()),
         };
-        // Messages come from servers; never let one echo the key back to a log.
+        self.scrubbed(err)
+    }
+
+    /// Messages come from servers; never let one echo the key back to a log.
+    fn scrubbed(&self, err: ModelError) -> ModelError {
         match err {
             ModelError::Auth(m) => ModelError::Auth(self.scrub(m)),
             ModelError::BadRequest(m) => ModelError::BadRequest(self.scrub(m)),
             ModelError::Server(m) => ModelError::Server(self.scrub(m)),
             ModelError::MalformedResponse(m) => ModelError::MalformedResponse(self.scrub(m)),
             ModelError::Other(m) => ModelError::Other(self.scrub(m)),
+            ModelError::RateLimited { attempts, message } => ModelError::RateLimited {
+                attempts,
+                message: self.scrub(message),
+            },
             other => other,
         }
     }

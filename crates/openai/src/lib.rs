@@ -23,11 +23,13 @@
 //! never contain the key.
 #![deny(missing_docs)]
 
+mod batch;
 mod builder;
 mod chat;
 mod retry;
 mod wire;
 
+pub use batch::{OpenAiBatch, decode_line};
 pub use builder::OpenAiBuilder;
 pub use chat::{Accounting, AzureSettings, ConfigError, OpenAiChat, StructuredMode};
 pub use metaprompt_core::{PRICES_AS_OF, list_price};

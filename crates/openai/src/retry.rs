@@ -34,6 +34,9 @@ fn retry_after(resp: &Response) -> Option<Duration> {
 pub(crate) struct RetryService {
     pub(crate) client: reqwest::Client,
     pub(crate) policy: RetryPolicy,
+    /// Sends no `Authorization` header (Azure's `api-key` authenticates; async-openai's
+    /// config always adds a bearer token).
+    pub(crate) strip_authorization: bool,
 }
 
 type BoxFuture = Pin<Box<dyn Future<Output = Result<Response, OpenAIError>> + Send>>;
@@ -62,7 +65,10 @@ impl RetryService {
         loop {
             attempt += 1;
             let last = attempt >= self.policy.max_attempts;
-            let request = factory.build().await?;
+            let mut request = factory.build().await?;
+            if self.strip_authorization {
+                request.headers_mut().remove(reqwest::header::AUTHORIZATION);
+            }
             match self.client.execute(request).await {
                 Ok(resp) => {
                     let status = resp.status();

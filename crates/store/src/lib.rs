@@ -29,8 +29,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use metaprompt_core::{
-    CacheError, CacheKey, ChatResponse, Checkpoint, CheckpointError, Checkpointer, ResponseCache,
-    async_trait,
+    CacheError, CacheKey, ChatResponse, Checkpoint, CheckpointError, Checkpointer, PendingBatch,
+    ResponseCache, async_trait,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
@@ -245,6 +245,62 @@ impl SqliteStore {
         })
     }
 
+    /// Records requests written to a batch file for an offline engine, by `custom_id`, so
+    /// that [`exported`](Self::exported) can read the answers back.
+    pub async fn record_exports(
+        &self,
+        model: &str,
+        entries: Vec<(String, String)>,
+    ) -> Result<(), StoreError> {
+        self.write(Write::Exports {
+            model: model.to_string(),
+            entries,
+        })
+        .await
+    }
+
+    /// An exported request: its model and the request (JSON), if `custom_id` was exported.
+    pub async fn exported(&self, custom_id: &str) -> Result<Option<(String, String)>, StoreError> {
+        let id = custom_id.to_string();
+        self.read(move |c| {
+            Ok(
+                c.prepare_cached("SELECT model, request FROM batch_exports WHERE custom_id = ?1")?
+                    .query_row([id], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                    })
+                    .optional()?,
+            )
+        })
+        .await
+    }
+
+    /// Marks exported requests as answered.
+    pub async fn mark_imported(&self, ids: Vec<String>) -> Result<(), StoreError> {
+        self.write(Write::Imported { ids }).await
+    }
+
+    /// Every provider batch still waiting, with its run's id.
+    pub async fn waiting_batches(&self) -> Result<Vec<(String, PendingBatch)>, StoreError> {
+        let rows = self
+            .read(|c| {
+                let mut stmt = c.prepare(
+                    "SELECT run_id, record FROM batches WHERE status = 'waiting' ORDER BY rowid",
+                )?;
+                let rows = stmt
+                    .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(rows)
+            })
+            .await?;
+        rows.into_iter()
+            .map(|(id, r)| {
+                serde_json::from_str(&r)
+                    .map(|b| (id, b))
+                    .map_err(|e| StoreError::Corrupt(format!("batch record: {e}")))
+            })
+            .collect()
+    }
+
     /// Deletes every cached response; returns how many there were.
     pub async fn clear_cache(&self) -> Result<u64, StoreError> {
         let before = self.cache_stats().await?.entries;
@@ -290,6 +346,17 @@ impl ResponseCache for SqliteStore {
         .await
         .map_err(|e| CacheError(e.to_string()))
     }
+
+    async fn put_many(&self, entries: &[(CacheKey, ChatResponse)]) -> Result<(), CacheError> {
+        let mut rows = Vec::with_capacity(entries.len());
+        for (k, r) in entries {
+            let json = serde_json::to_string(r).map_err(|e| CacheError(e.to_string()))?;
+            rows.push((k.as_str().to_string(), json));
+        }
+        self.write(Write::CachePutMany { entries: rows })
+            .await
+            .map_err(|e| CacheError(e.to_string()))
+    }
 }
 
 #[async_trait]
@@ -308,6 +375,39 @@ impl Checkpointer for SqliteStore {
         })
         .await
         .map_err(|e| CheckpointError(e.to_string()))
+    }
+
+    async fn save_batch(&self, run_id: &str, batch: &PendingBatch) -> Result<(), CheckpointError> {
+        let record = serde_json::to_string(batch).map_err(|e| CheckpointError(e.to_string()))?;
+        self.write(Write::Batch {
+            run_id: run_id.to_string(),
+            fingerprint: batch.fingerprint.clone(),
+            record,
+            status: batch.status.clone(),
+        })
+        .await
+        .map_err(|e| CheckpointError(e.to_string()))
+    }
+
+    async fn batches(&self, run_id: &str) -> Result<Vec<PendingBatch>, CheckpointError> {
+        let id = run_id.to_string();
+        let rows = self
+            .read(move |c| {
+                let mut stmt =
+                    c.prepare("SELECT record FROM batches WHERE run_id = ?1 ORDER BY rowid")?;
+                let rows = stmt
+                    .query_map([id], |r| r.get::<_, String>(0))?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(rows)
+            })
+            .await
+            .map_err(|e| CheckpointError(e.to_string()))?;
+        rows.iter()
+            .map(|r| {
+                serde_json::from_str(r)
+                    .map_err(|e| CheckpointError(format!("corrupt batch record: {e}")))
+            })
+            .collect()
     }
 
     async fn load_latest(&self, run_id: &str) -> Result<Option<Checkpoint>, CheckpointError> {

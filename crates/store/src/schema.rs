@@ -72,6 +72,25 @@ const MIGRATIONS: &[&str] = &[
     DROP TABLE rounds;
     ALTER TABLE rounds_v2 RENAME TO rounds;
     ",
+    // 3: provider batches a run waits on (re-attached on resume), and requests exported as
+    // batch files for an offline engine (vLLM's run-batch), answered by an import.
+    "
+    CREATE TABLE batches (
+        run_id       TEXT NOT NULL,
+        fingerprint  TEXT NOT NULL,
+        record       TEXT NOT NULL,
+        status       TEXT NOT NULL,
+        updated_at   INTEGER NOT NULL,
+        PRIMARY KEY (run_id, fingerprint)
+    );
+    CREATE TABLE batch_exports (
+        custom_id   TEXT PRIMARY KEY,
+        model       TEXT NOT NULL,
+        request     TEXT NOT NULL,
+        exported_at INTEGER NOT NULL,
+        imported_at INTEGER
+    );
+    ",
 ];
 
 /// The newest schema version this build knows.

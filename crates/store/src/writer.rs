@@ -14,6 +14,23 @@ pub(crate) enum Write {
         key: String,
         response: String,
     },
+    /// Many answers, in the one transaction of this write.
+    CachePutMany {
+        entries: Vec<(String, String)>,
+    },
+    Batch {
+        run_id: String,
+        fingerprint: String,
+        record: String,
+        status: String,
+    },
+    Exports {
+        model: String,
+        entries: Vec<(String, String)>,
+    },
+    Imported {
+        ids: Vec<String>,
+    },
     ClearCache,
     Checkpoint {
         run_id: String,
@@ -144,6 +161,43 @@ fn apply(c: &Connection, w: &Write, r: &Redactor) -> rusqlite::Result<()> {
                 "INSERT OR REPLACE INTO cache (key, response, created_at) VALUES (?1, ?2, ?3)",
             )?
             .execute(params![key, red(response), now()])?;
+        }
+        Write::CachePutMany { entries } => {
+            let mut stmt = c.prepare_cached(
+                "INSERT OR REPLACE INTO cache (key, response, created_at) VALUES (?1, ?2, ?3)",
+            )?;
+            let t = now();
+            for (key, response) in entries {
+                stmt.execute(params![key, red(response), t])?;
+            }
+        }
+        Write::Batch {
+            run_id,
+            fingerprint,
+            record,
+            status,
+        } => {
+            c.prepare_cached(
+                "INSERT OR REPLACE INTO batches (run_id, fingerprint, record, status, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![run_id, fingerprint, red(record), status, now()])?;
+        }
+        Write::Exports { model, entries } => {
+            let mut stmt = c.prepare_cached(
+                "INSERT OR REPLACE INTO batch_exports (custom_id, model, request, exported_at, imported_at) VALUES (?1, ?2, ?3, ?4, NULL)",
+            )?;
+            let t = now();
+            for (id, request) in entries {
+                stmt.execute(params![id, model, red(request), t])?;
+            }
+        }
+        Write::Imported { ids } => {
+            let mut stmt =
+                c.prepare_cached("UPDATE batch_exports SET imported_at = ?2 WHERE custom_id = ?1")?;
+            let t = now();
+            for id in ids {
+                stmt.execute(params![id, t])?;
+            }
         }
         Write::ClearCache => {
             c.execute("DELETE FROM cache", [])?;
