@@ -236,4 +236,20 @@ impl Scorer {
             errors,
         })
     }
+
+    /// Makes the student's call for each row and keeps nothing: the pass that collects a
+    /// split's uncached calls for a batch (they answer `Deferred`, at no cost).
+    pub(crate) async fn call_student_only(&self, prompt: &Prompt, rows: &[Row]) {
+        let calls = rows.iter().filter_map(|row| {
+            let messages = prompt.render(row).ok()?;
+            let request = self.params.request(messages);
+            Some(async move {
+                let _ = self.student.complete(request).await;
+            })
+        });
+        futures::stream::iter(calls)
+            .buffer_unordered(self.concurrency.max(1))
+            .for_each(|()| async {})
+            .await;
+    }
 }

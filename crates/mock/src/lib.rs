@@ -221,7 +221,10 @@ impl MockServer {
                     post(batch::cancel),
                 );
         }
-        let app = app.with_state(shared.clone());
+        // Batch input files may be 200 MB (axum's default limit is 2 MB).
+        let app = app
+            .layer(axum::extract::DefaultBodyLimit::max(256 * 1024 * 1024))
+            .with_state(shared.clone());
         let serving = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });

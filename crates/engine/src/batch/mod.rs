@@ -87,19 +87,34 @@ impl Run<'_> {
         if cfg.batch == BatchMode::Off || self.batching.executors.is_empty() || !whole {
             return Ok(());
         }
-        // A student batch, then a judge batch on its answers; a third pass finds nothing.
-        for _ in 0..3 {
+        // A student batch, then a judge batch on its answers.
+        let judged = self.checked.request.evaluator.model_calls_per_item() > 0;
+        for stage in 0..2 {
+            if stage == 1 && !judged {
+                return Ok(());
+            }
             let dir = std::env::temp_dir().join(format!(
                 "metaprompt-batch-{}-{}",
                 std::process::id(),
                 self.batch_seq()
             ));
             let collector = Arc::new(Collector::new(dir.clone()));
-            let mut silent = self.scorer.clone();
-            silent.events = Arc::new(NoEvents);
-            let _ = COLLECTING
-                .scope(collector.clone(), silent.evaluate(prompt, rows, phase))
-                .await;
+            if stage == 0 {
+                // The student's calls alone: no outputs, no scores are kept.
+                COLLECTING
+                    .scope(
+                        collector.clone(),
+                        self.scorer.call_student_only(prompt, rows),
+                    )
+                    .await;
+            } else {
+                // The judges' calls need the student's answers: the whole scoring, silent.
+                let mut silent = self.scorer.clone();
+                silent.events = Arc::new(NoEvents);
+                let _ = COLLECTING
+                    .scope(collector.clone(), silent.evaluate(prompt, rows, phase))
+                    .await;
+            }
             let groups = collector.finish().map_err(|e| {
                 Stop::Error(crate::EngineError::Batch(format!(
                     "cannot prepare the batch: {e}"
@@ -112,16 +127,15 @@ impl Run<'_> {
             };
             if !enough {
                 let _ = std::fs::remove_dir_all(&dir);
+                if stage == 0 && judged {
+                    continue;
+                }
                 return Ok(());
             }
-            let mut used = false;
             for g in groups {
-                used |= self.run_group(g, phase).await?;
+                self.run_group(g, phase).await?;
             }
             let _ = std::fs::remove_dir_all(&dir);
-            if !used {
-                return Ok(());
-            }
         }
         Ok(())
     }
