@@ -388,13 +388,7 @@ pub(crate) fn run_store(
     dir: &Path,
     secrets: Vec<String>,
 ) -> Result<SqliteStore, Failure> {
-    let path = loaded
-        .config
-        .output
-        .store
-        .as_ref()
-        .map(|p| loaded.resolve(p))
-        .unwrap_or_else(|| dir.join("metaprompt.db"));
+    let path = loaded.store_path(dir);
     if !path.is_file() {
         return Err(Failure::Usage(anyhow!("no store at {}", path.display())));
     }

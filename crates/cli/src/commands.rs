@@ -94,13 +94,7 @@ pub(crate) async fn optimize(a: OptimizeArgs) -> Result<u8, Failure> {
             .file_name()
             .map_or_else(|| "run".into(), |n| n.to_string_lossy().into_owned()),
     };
-    let store_path = loaded
-        .config
-        .output
-        .store
-        .as_ref()
-        .map(|p| loaded.resolve(p))
-        .unwrap_or_else(|| dir.join("metaprompt.db"));
+    let store_path = loaded.store_path(&dir);
     let plan = RunPlan {
         dir,
         store_path,
@@ -208,7 +202,7 @@ pub(crate) async fn eval(
 #[cfg(feature = "embedded")]
 const DEMO_CONFIG: &str = include_str!("../../../examples/configs/demo.toml");
 #[cfg(feature = "embedded")]
-const DEMO_DATA: &str = include_str!("../../../examples/data/sms.jsonl");
+const DEMO_DATA: &str = include_str!("../../../examples/data/adjectives.jsonl");
 
 /// Writes the bundled config (with the demo's overrides) and data into the run directory and
 /// runs it through the same path as `optimize`.
@@ -248,7 +242,7 @@ async fn demo_embedded(
             .ok_or_else(|| Failure::Runtime(anyhow!("the bundled demo config has no [{name}]")))
     };
     let mut dataset = table(&mut doc, "dataset")?;
-    dataset.insert("path".into(), "sms.jsonl".into());
+    dataset.insert("path".into(), "adjectives.jsonl".into());
     doc.insert("dataset".into(), dataset.into());
     if let Some(r) = rounds {
         let mut opt = table(&mut doc, "optimizer")?;
@@ -270,12 +264,12 @@ async fn demo_embedded(
     }
     let config = dir.join("config.toml");
     let text = format!(
-        "# `metaprompt demo`: the bundled SMS data, the embedded model as student and teacher.\n# Run it again with: metaprompt optimize --config {}\n{}",
+        "# `metaprompt demo`: the bundled adjective-polarity data, the embedded model as student and teacher.\n# Run it again with: metaprompt optimize --config {}\n{}",
         config.display(),
         toml::to_string(&doc).map_err(|e| Failure::Runtime(anyhow!(e)))?
     );
     std::fs::write(&config, text)
-        .and_then(|()| std::fs::write(dir.join("sms.jsonl"), DEMO_DATA))
+        .and_then(|()| std::fs::write(dir.join("adjectives.jsonl"), DEMO_DATA))
         .with_context(|| format!("cannot write the demo's files into {}", dir.display()))
         .map_err(Failure::Runtime)?;
     let locator = metaprompt::llama::ModelLocator::from_env(model);
@@ -286,7 +280,7 @@ async fn demo_embedded(
         );
     }
     eprintln!(
-        "optimizing the bundled SMS prompt on the embedded model; run directory {}",
+        "optimizing the bundled adjective-polarity prompt on the embedded model; run directory {}",
         dir.display()
     );
     optimize(OptimizeArgs {

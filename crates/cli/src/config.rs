@@ -290,6 +290,17 @@ impl Loaded {
         }
     }
 
+    /// The store a run in `dir` uses: `[output] store` (relative to the config), else the
+    /// run directory's own `metaprompt.db`.
+    pub(crate) fn store_path(&self, dir: &Path) -> PathBuf {
+        self.config
+            .output
+            .store
+            .as_ref()
+            .map(|p| self.resolve(p))
+            .unwrap_or_else(|| dir.join("metaprompt.db"))
+    }
+
     /// The config file's stem, for run names.
     pub(crate) fn name(&self) -> String {
         self.path

@@ -81,12 +81,12 @@ enum Command {
         #[command(subcommand)]
         action: batch_cmd::BatchAction,
     },
-    /// Run a whole optimization offline on the embedded model and a bundled SMS task.
+    /// Run a whole optimization offline on the embedded model and a bundled labelled task.
     Demo {
         /// The run directory (default runs/<timestamp>-demo).
         #[arg(long)]
         out: Option<PathBuf>,
-        /// Rounds (default: the bundled config's, 3).
+        /// Rounds (default: the bundled config's, 4).
         #[arg(long)]
         rounds: Option<u32>,
         /// Use this GGUF file instead of the embedded model.

@@ -101,6 +101,9 @@ pub(crate) async fn execute(
         "metaprompt optimize --config … --out {} --resume",
         plan.dir.display()
     );
+    let leave_or_cancel = || {
+        crate::batch_cmd::on_interrupt(&store, &plan.run_id, &checked.request().batch, &resume_hint)
+    };
     let result = match outcome {
         Ok(r) => r,
         // Ctrl-C while the initial prompts were scored (a batch of a large val, say).
@@ -114,13 +117,7 @@ pub(crate) async fn execute(
                 )
                 .await;
             let _ = store.flush().await;
-            crate::batch_cmd::on_interrupt(
-                &store,
-                &plan.run_id,
-                &checked.request().batch,
-                &resume_hint,
-            )
-            .await;
+            leave_or_cancel().await;
             eprintln!("interrupted before the initial prompts were scored; `--resume` goes on");
             return Ok(130);
         }
@@ -159,13 +156,7 @@ pub(crate) async fn execute(
         report::print_summary(&doc, &plan.dir);
     }
     if interrupted {
-        crate::batch_cmd::on_interrupt(
-            &store,
-            &plan.run_id,
-            &checked.request().batch,
-            &resume_hint,
-        )
-        .await;
+        leave_or_cancel().await;
     }
     Ok(if interrupted { 130 } else { 0 })
 }

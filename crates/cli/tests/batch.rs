@@ -121,6 +121,30 @@ fn args(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
 }
 
+/// `metaprompt eval --json` of the prompt file in `dir` (the config's directory), parsed.
+async fn eval(cfg: &Path, extra: &[&str]) -> Value {
+    let dir = cfg.parent().unwrap().to_path_buf();
+    let prompt = prompt_file(&dir);
+    let mut a = args(&[
+        "eval",
+        "--config",
+        &cfg.display().to_string(),
+        "--prompt",
+        &prompt.display().to_string(),
+        "--json",
+    ]);
+    a.extend(args(extra));
+    json_out(&run_async(a, dir).await)
+}
+
+/// The student's lines for the mock at `url`, with the Batch API or without.
+fn student_at(url: &str, batch: bool) -> String {
+    format!(
+        "base_url = \"{url}\"{}",
+        if batch { "\nbatch = true" } else { "" }
+    )
+}
+
 fn json_out(o: &std::process::Output) -> Value {
     assert!(o.status.success(), "{}", text(&o.stderr));
     serde_json::from_str(text(&o.stdout).trim()).unwrap()
@@ -142,47 +166,18 @@ async fn a_2000_row_val_on_a_batch_scores_as_the_live_path_and_failed_lines_go_l
         d1.path(),
         &live.base_url(),
         2500,
-        &format!("base_url = \"{}\"", live.base_url()),
+        &student_at(&live.base_url(), false),
         "",
     );
     let batch_cfg = batch_config(
         d2.path(),
         &batch.base_url(),
         2500,
-        &format!("base_url = \"{}\"\nbatch = true", batch.base_url()),
+        &student_at(&batch.base_url(), true),
         "",
     );
-    let p1 = prompt_file(d1.path());
-    let p2 = prompt_file(d2.path());
-    let a = json_out(
-        &run_async(
-            args(&[
-                "eval",
-                "--config",
-                &live_cfg.display().to_string(),
-                "--prompt",
-                &p1.display().to_string(),
-                "--json",
-            ]),
-            d1.path().into(),
-        )
-        .await,
-    );
-    let b = json_out(
-        &run_async(
-            args(&[
-                "eval",
-                "--config",
-                &batch_cfg.display().to_string(),
-                "--prompt",
-                &p2.display().to_string(),
-                "--json",
-                "--batch",
-            ]),
-            d2.path().into(),
-        )
-        .await,
-    );
+    let a = eval(&live_cfg, &[]).await;
+    let b = eval(&batch_cfg, &["--batch"]).await;
     assert_eq!(a["n"], 2000);
     assert_eq!(a["score"], b["score"], "batch and live agree");
     assert_eq!(a["ci95"], b["ci95"]);
@@ -221,7 +216,7 @@ async fn sigkill_while_the_batch_runs_then_resume_re_attaches_to_the_same_batch(
         dir.path(),
         &server.base_url(),
         2500,
-        &format!("base_url = \"{}\"\nbatch = true", server.base_url()),
+        &student_at(&server.base_url(), true),
         "",
     );
     let out = dir.path().join("run");
@@ -300,7 +295,7 @@ async fn ctrl_c_leaves_the_batch_running_and_batch_cancel_cancels_it() {
         dir.path(),
         &server.base_url(),
         1000,
-        &format!("base_url = \"{}\"\nbatch = true", server.base_url()),
+        &student_at(&server.base_url(), true),
         "",
     );
     let out = dir.path().join("run");
@@ -390,33 +385,19 @@ async fn export_run_batch_import_then_eval_makes_no_live_call() {
         d1.path(),
         &live.base_url(),
         500,
-        &format!("base_url = \"{}\"", live.base_url()),
+        &student_at(&live.base_url(), false),
         "",
     );
     let cfg = batch_config(
         d2.path(),
         &offline.base_url(),
         500,
-        &format!("base_url = \"{}\"", offline.base_url()),
+        &student_at(&offline.base_url(), false),
         "",
     );
-    let p1 = prompt_file(d1.path());
     let p = prompt_file(d2.path());
     let cfg_s = cfg.display().to_string();
-    let expected = json_out(
-        &run_async(
-            args(&[
-                "eval",
-                "--config",
-                &live_cfg.display().to_string(),
-                "--prompt",
-                &p1.display().to_string(),
-                "--json",
-            ]),
-            d1.path().into(),
-        )
-        .await,
-    );
+    let expected = eval(&live_cfg, &[]).await;
     let input = d2.path().join("in.jsonl");
     let e = run(
         &[
@@ -511,17 +492,7 @@ async fn export_run_batch_import_then_eval_makes_no_live_call() {
         "{}",
         text(&i.stdout)
     );
-    let got = json_out(&run(
-        &[
-            "eval",
-            "--config",
-            &cfg_s,
-            "--prompt",
-            &p.display().to_string(),
-            "--json",
-        ],
-        d2.path(),
-    ));
+    let got = eval(&cfg, &[]).await;
     assert_eq!(offline.stats().requests, 0, "no live call");
     assert_eq!(got["score"], expected["score"]);
     assert_eq!(got["n"], 400);

@@ -24,7 +24,14 @@ fn the_demo_runs_on_the_embedded_model() {
     assert_eq!(doc["rounds"].as_array().unwrap().len(), 1);
     assert!(doc["final_score"].as_f64().unwrap() >= doc["initial_score"].as_f64().unwrap());
     assert!(doc["test_score"].is_number());
-    assert!(doc["best_prompt"].as_str().unwrap().contains("{text}"));
+    assert!(doc["best_prompt"].as_str().unwrap().contains("{word}"));
+    // The run directory holds the config that ran (`optimize --config` runs it again).
+    let config = std::fs::read_to_string(out.join("config.toml")).unwrap();
+    assert!(
+        config.contains("[optimizer]") && config.contains("enum"),
+        "{config}"
+    );
+    assert!(out.join("adjectives.jsonl").is_file());
 }
 
 /// Every config under examples/configs is valid and its data is where it says: a dry run of
@@ -60,10 +67,12 @@ fn every_example_config_dry_runs() {
 fn a_chat_prompt_runs_through_two_demo_sized_rounds_on_the_embedded_model() {
     let dir = tempfile::tempdir().unwrap();
     let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/configs/demo.toml");
-    std::fs::copy(sms(), dir.path().join("sms.jsonl")).unwrap();
-    let demo_text = std::fs::read_to_string(demo)
-        .unwrap()
-        .replace("path = \"../data/sms.jsonl\"", "path = \"sms.jsonl\"");
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/data/adjectives.jsonl");
+    std::fs::copy(data, dir.path().join("adjectives.jsonl")).unwrap();
+    let demo_text = std::fs::read_to_string(demo).unwrap().replace(
+        "path = \"../data/adjectives.jsonl\"",
+        "path = \"adjectives.jsonl\"",
+    );
     let mut doc: toml::Table = demo_text.parse().unwrap();
     doc.insert(
         "initial_prompts".into(),
@@ -72,10 +81,10 @@ fn a_chat_prompt_runs_through_two_demo_sized_rounds_on_the_embedded_model() {
                 (
                     "system".to_string(),
                     toml::Value::from(
-                        "You sort SMS messages into spam and ham. Answer with one word.",
+                        "You judge whether English adjectives are positive or negative. Answer with one word.",
                     ),
                 ),
-                ("user".to_string(), toml::Value::from("{text}")),
+                ("user".to_string(), toml::Value::from("{word} ({meaning})")),
             ]
             .into_iter()
             .collect(),
