@@ -4,11 +4,15 @@
 //! llama-reference` measures the same model with llama.cpp's own `llama-bench` and
 //! `llama-batched-bench` to compare with.
 //!
+//! Then the same generation constrained by a JSON-schema grammar (the shape of a teacher's
+//! reply: three strings), single and 4 concurrent, against unconstrained generation of the same
+//! requests: what the grammar costs per token, so a pathological grammar shows up as a number.
+//!
 //! `cargo bench -p metaprompt-llama` (the model must be in the cache: `cargo xtask fetch-model`)
 
 use std::time::Instant;
 
-use metaprompt_core::{ChatModel, ChatRequest, Message};
+use metaprompt_core::{ChatModel, ChatRequest, Message, ResponseSchema};
 use metaprompt_llama::{LlamaChat, LlamaConfig, ModelLocator};
 
 fn req(prompt: String, max_tokens: u32) -> ChatRequest {
@@ -91,6 +95,57 @@ async fn main() {
             batched.end_to_end,
             batched.rate / single.rate,
             batched.end_to_end / single.end_to_end
+        );
+        if name.starts_with("default") {
+            grammar(&m).await;
+        }
+    }
+}
+
+/// The teacher's reply shape: `{analysis, hypothesis, improved_prompt}`, each a bounded string.
+fn reply_schema() -> ResponseSchema {
+    let field = serde_json::json!({"type": "string", "maxLength": 400});
+    let schema = serde_json::json!({
+        "type": "object",
+        "properties": {"analysis": field, "hypothesis": field, "improved_prompt": field},
+        "required": ["analysis", "hypothesis", "improved_prompt"],
+        "additionalProperties": false
+    });
+    ResponseSchema {
+        name: "teacher_rewrite".into(),
+        schema: serde_json::from_value(schema).unwrap(),
+    }
+}
+
+/// Tokens/s end to end of `prompts` sent at once, 128 tokens each, with and without the
+/// grammar; the median of three runs each.
+async fn grammar(m: &LlamaChat) {
+    async fn run(m: &LlamaChat, prompts: &[&str], schema: Option<&ResponseSchema>) -> f64 {
+        let mut rates = Vec::new();
+        for _ in 0..3 {
+            let t = Instant::now();
+            let rs = futures::future::join_all(prompts.iter().map(|p| {
+                let mut r = req(format!("{p} Reply in JSON."), 128);
+                r.response_schema = schema.cloned();
+                m.complete(r)
+            }))
+            .await;
+            let tokens: u64 = rs
+                .iter()
+                .map(|r| r.as_ref().unwrap().usage.output_tokens)
+                .sum();
+            rates.push(tokens as f64 / t.elapsed().as_secs_f64());
+        }
+        rates.sort_by(f64::total_cmp);
+        rates[1]
+    }
+    let schema = reply_schema();
+    for (label, prompts) in [("1 request", &ONE[..]), ("4 concurrent", &FOUR[..])] {
+        let free = run(m, prompts, None).await;
+        let constrained = run(m, prompts, Some(&schema)).await;
+        println!(
+            "JSON grammar, {label}: {constrained:.1} tokens/s end to end vs {free:.1} without ({:.2}x)",
+            constrained / free
         );
     }
 }
