@@ -22,6 +22,8 @@ use serde_json::{Value, json};
 /// A provider that answers each line like the scripted student, after `polls` polls, and
 /// fails every `fail_every`-th line.
 struct FakeBatch {
+    model: &'static str,
+    answer_with: fn(&ChatRequest) -> String,
     submitted: AtomicUsize,
     polls: AtomicUsize,
     lines: Mutex<Vec<(String, String)>>,
@@ -32,7 +34,17 @@ struct FakeBatch {
 
 impl FakeBatch {
     fn new(fail_every: usize) -> Arc<FakeBatch> {
+        FakeBatch::of("student", accuracy_answer, fail_every)
+    }
+
+    fn of(
+        model: &'static str,
+        answer_with: fn(&ChatRequest) -> String,
+        fail_every: usize,
+    ) -> Arc<FakeBatch> {
         Arc::new(FakeBatch {
+            model,
+            answer_with,
             submitted: AtomicUsize::new(0),
             polls: AtomicUsize::new(0),
             lines: Mutex::new(Vec::new()),
@@ -45,7 +57,7 @@ impl FakeBatch {
 #[async_trait]
 impl BatchExecutor for FakeBatch {
     fn model_id(&self) -> &str {
-        "student"
+        self.model
     }
     fn price(&self) -> Option<Price> {
         Some(Price {
@@ -87,7 +99,7 @@ impl BatchExecutor for FakeBatch {
                 let req: ChatRequest = serde_json::from_value(v["body"].clone()).unwrap();
                 lines.push((
                     v["custom_id"].as_str().unwrap().to_string(),
-                    accuracy_answer(&req),
+                    (self.answer_with)(&req),
                 ));
             }
         }
@@ -256,4 +268,44 @@ async fn a_run_stopped_while_its_batch_runs_re_attaches_on_resume() {
     assert_eq!(ids[0], "batch_0 imported", "{ids:?}");
     // Three more batches (the child's val, test twice); the baseline's was not made again.
     assert_eq!(ex.submitted.load(Ordering::SeqCst), 4, "{ids:?}");
+}
+
+fn judge_answer(_: &ChatRequest) -> String {
+    r#"{"reasoning": "names the label", "score": 5}"#.to_string()
+}
+
+#[tokio::test]
+async fn a_judge_with_a_batch_executor_is_batched_after_the_students_answers() {
+    let judge = Arc::new(
+        metaprompt_core::testing::ScriptedModel::new("judge").with_handler(|r| Ok(judge_answer(r))),
+    );
+    let student_batch = FakeBatch::new(0);
+    let judge_batch = FakeBatch::of("judge", judge_answer, 7);
+    let mut req = batch_request(accuracy_student(), student_batch.clone());
+    req.config.num_rounds = 0;
+    req.evaluator = Arc::new(metaprompt_evals::Judge::custom(
+        judge.clone(),
+        "Does the response name the reference label?",
+    ));
+    req.batch.push(judge_batch.clone());
+    let res = MetaPromptOptimizer::builder()
+        .teacher(teacher())
+        .cache(Arc::new(MemoryCache::new()))
+        .build()
+        .unwrap()
+        .optimize(req)
+        .await
+        .unwrap();
+    // The baseline's val and the final test: a student batch, then a judge batch, for each.
+    assert_eq!(student_batch.submitted.load(Ordering::SeqCst), 2);
+    assert_eq!(judge_batch.submitted.load(Ordering::SeqCst), 2);
+    let j = &res.usage.by_role.judge;
+    assert!(j.batched > 0);
+    // Every seventh judge line failed and was asked live.
+    assert_eq!(judge.call_count() as u64, j.calls - j.batched);
+    assert!(judge.call_count() > 0);
+    assert_eq!(
+        res.initial_score, 1.0,
+        "the judge gives 5 of 5 to every answer"
+    );
 }
