@@ -13,7 +13,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::{Reply, Shared, completion, draw, lock};
+use crate::chat::{Reply, completion};
+use crate::{Shared, draw, lock};
 
 /// Uploaded files and created batches.
 #[derive(Default)]

@@ -1,6 +1,8 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 //! Helpers shared by the command-line tests.
 
+pub(crate) mod scale;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -151,3 +151,22 @@ pub fn optimizer(teacher: Arc<ScriptedModel>, events: Arc<Events>) -> MetaPrompt
 pub fn teacher_prompt(t: &ScriptedModel, call: usize) -> String {
     t.requests()[call].messages[1].content.clone()
 }
+
+/// The key map of the SMS-like task: the student's output against the `label` column.
+pub fn mapper(ds: &Dataset) -> BasicDataMapper {
+    BasicDataMapper::for_dataset(
+        [
+            ("response", "generated_output"),
+            ("expected_response", "label"),
+        ],
+        ds,
+    )
+    .unwrap()
+}
+
+/// The prompt a brief shows as the one to improve (prompt A of a merge).
+pub fn current_prompt(brief: &str) -> String {
+    let start = brief.find("<prompt>\n").expect("a prompt in the brief") + "<prompt>\n".len();
+    let end = start + brief[start..].find("\n</prompt>").unwrap();
+    brief[start..end].to_string()
+}
