@@ -14,7 +14,6 @@ use std::process::{Command, Stdio};
 use anyhow::{Result, bail};
 
 use crate::libclang::LibclangSearch;
-use crate::sh;
 
 /// How each package manager names a prerequisite.
 struct Packages {
@@ -193,6 +192,25 @@ fn install_commands(missing: &[&Prereq]) -> String {
     )
 }
 
+/// Runs `apt-get` without questions, its output kept and shown only if it fails.
+fn apt_get(args: &[&str]) -> Result<()> {
+    let out = Command::new("apt-get")
+        .args(args)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .stdin(Stdio::null())
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "`apt-get {}` failed with {}:\n{}{}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
 fn is_root() -> bool {
     first_line("id", &["-u"]).is_some_and(|u| u == "0")
 }
@@ -212,19 +230,19 @@ pub(crate) fn ensure(install: bool) -> Result<()> {
     let missing = report.missing();
     if install && is_root() && has_apt() {
         let names: Vec<&str> = missing.iter().map(|p| p.name).collect();
-        eprintln!("installing missing prerequisites: {}", names.join(", "));
         let mut packages: Vec<&str> = missing.iter().map(|p| p.packages.apt).collect();
         packages.dedup();
-        sh("apt-get", &["update", "-qq"])?;
-        let mut args = vec!["install", "-y", "-qq", "--no-install-recommends"];
-        args.extend(&packages);
-        let mut cmd = Command::new("apt-get");
-        cmd.args(&args).env("DEBIAN_FRONTEND", "noninteractive");
-        eprintln!("$ apt-get {}", args.join(" "));
-        let status = cmd.status()?;
-        if !status.success() {
-            bail!("`apt-get {}` failed with {status}", args.join(" "));
-        }
+        let mut install = vec!["install", "-y", "-qq", "--no-install-recommends"];
+        install.extend(&packages);
+        eprintln!(
+            "installing missing prerequisites ({}): apt-get {}",
+            names.join(", "),
+            install.join(" ")
+        );
+        // dpkg's page of "Unpacking …" lines says nothing a user acts on: it is shown only
+        // when the install fails.
+        apt_get(&["update", "-qq"])?;
+        apt_get(&install)?;
         let after = Report::probe();
         if after.complete() {
             return Ok(());

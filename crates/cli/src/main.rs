@@ -86,7 +86,7 @@ enum Command {
         /// The run directory (default runs/<timestamp>-demo).
         #[arg(long)]
         out: Option<PathBuf>,
-        /// Rounds (default: the bundled config's, 4).
+        /// Rounds (default: the bundled config's).
         #[arg(long)]
         rounds: Option<u32>,
         /// Use this GGUF file instead of the embedded model.
