@@ -37,7 +37,6 @@ pub(crate) struct Run<'a> {
     /// Provider batches' executors and answers.
     pub(crate) batching: Arc<Batching>,
     run_id: String,
-    batch_seq: AtomicU64,
 }
 
 /// The memo key of a prompt on a set of rows: every row id counts, so two different row sets
@@ -82,7 +81,6 @@ impl<'a> Run<'a> {
             cancel,
             memo: Mutex::new(HashMap::new()),
             run_id: run_id.to_string(),
-            batch_seq: AtomicU64::new(0),
         }
     }
 
@@ -90,9 +88,12 @@ impl<'a> Run<'a> {
         self.run_id.clone()
     }
 
-    /// A number unique within this process's run, for temporary file names.
+    /// A number unique within this process, for temporary file names: several runs may share
+    /// a process (and its pid), so a count per run would let one run's files overwrite, or
+    /// delete, another's.
     pub(crate) fn batch_seq(&self) -> u64 {
-        self.batch_seq.fetch_add(1, Ordering::Relaxed)
+        static SEQ: AtomicU64 = AtomicU64::new(0);
+        SEQ.fetch_add(1, Ordering::Relaxed)
     }
 
     pub(crate) fn meter(&self) -> &Arc<Meter> {

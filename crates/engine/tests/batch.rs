@@ -274,14 +274,23 @@ fn judge_answer(_: &ChatRequest) -> String {
     r#"{"reasoning": "names the label", "score": 5}"#.to_string()
 }
 
+/// The scripted student's answer, marked with its row, so that no two rows share a judge call.
+fn marked_answer(req: &ChatRequest) -> String {
+    format!("{} (row {})", accuracy_answer(req), row_of(req))
+}
+
 #[tokio::test]
 async fn a_judge_with_a_batch_executor_is_batched_after_the_students_answers() {
     let judge = Arc::new(
         metaprompt_core::testing::ScriptedModel::new("judge").with_handler(|r| Ok(judge_answer(r))),
     );
-    let student_batch = FakeBatch::new(0);
+    let student = Arc::new(
+        metaprompt_core::testing::ScriptedModel::new("student")
+            .with_handler(|r| Ok(marked_answer(r))),
+    );
+    let student_batch = FakeBatch::of("student", marked_answer, 0);
     let judge_batch = FakeBatch::of("judge", judge_answer, 7);
-    let mut req = batch_request(accuracy_student(), student_batch.clone());
+    let mut req = batch_request(student.clone(), student_batch.clone());
     req.config.num_rounds = 0;
     req.evaluator = Arc::new(metaprompt_evals::Judge::custom(
         judge.clone(),
@@ -298,6 +307,7 @@ async fn a_judge_with_a_batch_executor_is_batched_after_the_students_answers() {
         .unwrap();
     // The baseline's val and the final test: a student batch, then a judge batch, for each.
     assert_eq!(student_batch.submitted.load(Ordering::SeqCst), 2);
+    assert_eq!(student.call_count(), 0, "every student call was batched");
     assert_eq!(judge_batch.submitted.load(Ordering::SeqCst), 2);
     let j = &res.usage.by_role.judge;
     assert!(j.batched > 0);

@@ -14,11 +14,8 @@ use metaprompt_core::testing::ScriptedModel;
 use metaprompt_core::{
     ChatModel, ChatRequest, ChatResponse, FinishReason, ModelError, Row, Usage, async_trait,
 };
-use metaprompt_data::{BasicDataMapper, Dataset, SplitConfig, Splits};
-use metaprompt_engine::{
-    Acceptance, DataSource, MetaPromptOptimizer, MutationKind, OptimizeRequest, OptimizeResult,
-    ParentSelection,
-};
+use metaprompt_data::{Dataset, SplitConfig, Splits};
+use metaprompt_engine::{Acceptance, DataSource, MutationKind, OptimizeRequest};
 use metaprompt_evals::{ExactMatch, Normalize};
 use serde_json::json;
 
