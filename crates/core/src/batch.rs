@@ -162,7 +162,7 @@ pub struct BatchLine {
 /// A provider's batch engine for one model's calls.
 #[async_trait]
 pub trait BatchExecutor: Send + Sync {
-    /// The model whose calls it runs: the same id as that model's [`ChatModel::id`]
+    /// The model whose calls it runs: the same id as that model's [`ChatModel::id`](crate::ChatModel::id)
     /// (crate::ChatModel::id), so that cache keys agree.
     fn model_id(&self) -> &str;
 
