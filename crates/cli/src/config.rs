@@ -383,8 +383,35 @@ pub(crate) fn parse(text: &str, path: &Path) -> Result<Config> {
                 format!(":{line}")
             })
             .unwrap_or_default();
-        anyhow::anyhow!("{}{where_}: {}", path.display(), e.message())
+        anyhow::anyhow!("{}{where_}: {}", path.display(), nearest(e.message()))
     })
+}
+
+/// serde's "unknown field `x`, expected one of `a`, `b`, …" (or "unknown variant") with the
+/// known name nearest to the misspelt one, when one is near enough to be what was meant.
+fn nearest(message: &str) -> String {
+    let Some((kind, rest)) = ["unknown field `", "unknown variant `"]
+        .into_iter()
+        .find_map(|p| message.strip_prefix(p).map(|r| (&p[..p.len() - 2], r)))
+    else {
+        return message.to_string();
+    };
+    let Some((given, expected)) = rest.split_once("`, expected ") else {
+        return message.to_string();
+    };
+    // The names are the odd pieces between backticks.
+    let best = expected
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(|known| (strsim::jaro_winkler(given, known), known))
+        .max_by(|a, b| a.0.total_cmp(&b.0));
+    match best {
+        Some((similarity, known)) if similarity >= 0.85 => {
+            format!("{kind} `{given}`; did you mean `{known}`?")
+        }
+        _ => message.to_string(),
+    }
 }
 
 /// The JSON schema of the config file.
@@ -419,6 +446,24 @@ mod tests {
             out.contains("[redacted]") && out.contains("MY_TOKEN"),
             "{out}"
         );
+    }
+
+    #[test]
+    fn a_misspelt_key_or_value_names_the_nearest_known_one() {
+        let err = parse("[optimizer]\npatience_delt = 1\n", Path::new("c.toml")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "c.toml:2: unknown field `patience_delt`; did you mean `patience`?"
+        );
+        let err = parse("[optimizer]\nacceptance = \"pared\"\n", Path::new("c.toml")).unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with("unknown variant `pared`; did you mean `paired`?"),
+            "{err}"
+        );
+        // Nothing near: every known name is listed.
+        let err = parse("[optimizer]\nzzz = 1\n", Path::new("c.toml")).unwrap_err();
+        assert!(err.to_string().contains("expected one of"), "{err}");
     }
 
     #[test]

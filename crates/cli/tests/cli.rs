@@ -267,7 +267,7 @@ async fn unknown_key_is_a_usage_error_with_its_line() {
         PROMPT,
         |s| s.to_string(),
         true,
-        "sms.toml:37: unknown field `num_roundz`",
+        "sms.toml:37: unknown field `num_roundz`; did you mean `num_rounds`?",
     )
     .await;
 }
