@@ -6,9 +6,10 @@
 //! others use the `metaprompt` facade with its `store` feature.
 //!
 //! Design: one writer thread owns the writing connection and commits queued writes in batched
-//! transactions (so 64 concurrent writers never see `SQLITE_BUSY`); reads use a small pool of
-//! read connections. The database runs in WAL mode with `synchronous = NORMAL`: a process
-//! killed at any moment leaves a database that opens, with every committed transaction intact.
+//! transactions (so 64 concurrent writers never see `SQLITE_BUSY`); a few reader threads, each
+//! with its own read connection, serve the reads. The database runs in WAL mode with
+//! `synchronous = NORMAL`: a process killed at any moment leaves a database that opens, with
+//! every committed transaction intact.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -20,13 +21,14 @@
 //! ```
 #![deny(missing_docs)]
 
+mod readers;
 mod records;
 mod schema;
 mod writer;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 
 use metaprompt_core::{
     CacheError, CacheKey, ChatResponse, Checkpoint, CheckpointError, Checkpointer, PendingBatch,
@@ -34,6 +36,7 @@ use metaprompt_core::{
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
+use readers::Readers;
 pub use records::{
     CandidateScore, EvaluationRecord, RunRecord, RunRecorder, RunStatus, prompt_hash,
 };
@@ -109,7 +112,7 @@ impl Redactor {
 struct Inner {
     path: PathBuf,
     writer: Writer,
-    readers: Mutex<Vec<Connection>>,
+    readers: Readers,
     hits: AtomicU64,
     misses: AtomicU64,
 }
@@ -164,11 +167,12 @@ impl SqliteStore {
             secrets: secrets.into_iter().filter(|s| s.len() >= 4).collect(),
         };
         let writer = Writer::start(conn, redactor)?;
+        let readers = Readers::start(&path)?;
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 path,
                 writer,
-                readers: Mutex::new(Vec::new()),
+                readers,
                 hits: AtomicU64::new(0),
                 misses: AtomicU64::new(0),
             }),
@@ -180,42 +184,20 @@ impl SqliteStore {
         &self.inner.path
     }
 
-    /// Runs a read on a pooled read connection, on a blocking thread.
+    /// Runs a read on one of the reader threads' connections.
     pub(crate) async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let inner = self.inner.clone();
-        let run = move || {
-            let conn = inner
-                .readers
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .pop();
-            let conn = match conn {
-                Some(c) => c,
-                None => open_connection(
-                    &inner.path,
-                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                )?,
-            };
-            let out = f(&conn);
-            let mut pool = inner
-                .readers
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if pool.len() < 8 {
-                pool.push(conn);
-            }
-            out
-        };
-        match tokio::runtime::Handle::try_current() {
-            Ok(_) => tokio::task::spawn_blocking(run)
-                .await
-                .map_err(|e| StoreError::Corrupt(format!("read task failed: {e}")))?,
-            Err(_) => run(),
-        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.inner
+            .readers
+            .submit(Box::new(move |conn: &Connection| {
+                let _ = tx.send(f(conn));
+            }))?;
+        rx.await
+            .map_err(|_| StoreError::Corrupt("a read of the store failed".into()))?
     }
 
     /// Queues a write and waits until it is committed.
