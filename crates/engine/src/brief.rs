@@ -26,7 +26,7 @@ fn fence_as(open: &str, close: &str, text: &str, budget: usize, truncated: &mut 
 }
 
 fn reference_of(o: &Outcome, labels: &[String]) -> Option<String> {
-    if let Some(expected) = o.input.as_ref().and_then(|i| i.expected()) {
+    if let Some(expected) = o.expected.clone() {
         return Some(expected);
     }
     let parts: Vec<String> = labels

@@ -56,7 +56,8 @@ enum Halt {
 pub(crate) struct Outcome {
     pub(crate) row: Row,
     pub(crate) output: String,
-    pub(crate) input: Option<EvalInput>,
+    /// The reference answer the evaluator was given (`expected_response`), if any.
+    pub(crate) expected: Option<String>,
     pub(crate) result: EvalResult,
 }
 
@@ -115,47 +116,41 @@ impl Scorer {
         let done = AtomicUsize::new(0);
         // Once a call fails for good (bad key, no quota), the rest are not even tried.
         let fatal = std::sync::atomic::AtomicBool::new(false);
-        let calls: Vec<_> = rows
-            .iter()
-            .enumerate()
-            .map(|(i, row)| {
-                let (done, fatal) = (&done, &fatal);
-                async move {
-                    let out = match prompt.render(row) {
-                        Err(e) => Err(Err(e.to_string())),
-                        Ok(_) if fatal.load(Ordering::Relaxed) => {
-                            Err(Err("not called: an earlier call failed for good".into()))
+        // Each row's call is made when the stream reaches it: memory holds `concurrency`
+        // calls, not one per row.
+        let calls = rows.iter().enumerate().map(|(i, row)| {
+            let (done, fatal) = (&done, &fatal);
+            async move {
+                let out = match prompt.render(row) {
+                    Err(e) => Err(Err(e.to_string())),
+                    Ok(_) if fatal.load(Ordering::Relaxed) => {
+                        Err(Err("not called: an earlier call failed for good".into()))
+                    }
+                    Ok(messages) => {
+                        let request = self.params.request(messages);
+                        match self.student.complete(request).await {
+                            Ok(resp) => Ok(resp.text),
+                            Err(e) => Err(match Interrupt::from_refusal(&e) {
+                                Some(stop) => Ok(Halt::Interrupt(stop)),
+                                // Every further call would fail the same way.
+                                None if matches!(e, ModelError::Auth(_) | ModelError::Quota(_)) => {
+                                    fatal.store(true, Ordering::Relaxed);
+                                    Ok(Halt::Fatal(e))
+                                }
+                                None => Err(format!("student call failed: {e}")),
+                            }),
                         }
-                        Ok(messages) => {
-                            let request = self.params.request(messages);
-                            match self.student.complete(request).await {
-                                Ok(resp) => Ok(resp.text),
-                                Err(e) => Err(match Interrupt::from_refusal(&e) {
-                                    Some(stop) => Ok(Halt::Interrupt(stop)),
-                                    // Every further call would fail the same way.
-                                    None if matches!(
-                                        e,
-                                        ModelError::Auth(_) | ModelError::Quota(_)
-                                    ) =>
-                                    {
-                                        fatal.store(true, Ordering::Relaxed);
-                                        Ok(Halt::Fatal(e))
-                                    }
-                                    None => Err(format!("student call failed: {e}")),
-                                }),
-                            }
-                        }
-                    };
-                    let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-                    self.events.emit(&RunEvent::Evaluated {
-                        phase,
-                        done: n,
-                        total,
-                    });
-                    (i, out)
-                }
-            })
-            .collect();
+                    }
+                };
+                let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                self.events.emit(&RunEvent::Evaluated {
+                    phase,
+                    done: n,
+                    total,
+                });
+                (i, out)
+            }
+        });
         type Out = Result<String, Result<Halt, String>>;
         let mut outputs: Vec<Option<Out>> = vec![None; total];
         let mut stream = futures::stream::iter(calls).buffer_unordered(self.concurrency.max(1));
@@ -173,47 +168,42 @@ impl Scorer {
             });
         }
 
-        // Map, then score every mappable item in one batch.
+        // Map, then score the mappable items a chunk at a time: the evaluator's contract makes
+        // each item's score independent of the others, so chunks change nothing but memory.
+        let chunk = (self.concurrency.max(1) * 32).max(1_024);
         let mut outcomes: Vec<Outcome> = Vec::with_capacity(total);
-        let mut batch = Vec::new();
-        let mut batch_index = Vec::new();
+        let mut pending: Vec<(usize, EvalInput)> = Vec::new();
         for (i, (row, out)) in rows.iter().zip(outputs).enumerate() {
             match out.unwrap_or_else(|| Err(Err("not evaluated".into()))) {
                 Ok(text) => match self.mapper.map(&text, row) {
                     Ok(input) => {
-                        batch.push(input.clone());
-                        batch_index.push(i);
                         outcomes.push(Outcome {
                             row: row.clone(),
                             output: text,
-                            input: Some(input),
+                            expected: input.expected(),
                             result: EvalResult::error("pending"),
                         });
+                        pending.push((i, input));
+                        if pending.len() == chunk {
+                            self.score_items(&mut pending, &mut outcomes).await;
+                        }
                     }
                     Err(e) => outcomes.push(Outcome {
                         row: row.clone(),
                         output: text,
-                        input: None,
+                        expected: None,
                         result: EvalResult::error(e.to_string()),
                     }),
                 },
                 Err(e) => outcomes.push(Outcome {
                     row: row.clone(),
                     output: String::new(),
-                    input: None,
+                    expected: None,
                     result: EvalResult::error(e.err().unwrap_or_default()),
                 }),
             }
         }
-        if !batch.is_empty() {
-            let mut results = self.evaluator.evaluate(&batch).await;
-            results.resize_with(batch.len(), || {
-                EvalResult::error("the evaluator returned too few results")
-            });
-            for (i, r) in batch_index.into_iter().zip(results) {
-                outcomes[i].result = r;
-            }
-        }
+        self.score_items(&mut pending, &mut outcomes).await;
         // A judge call refused by the budget or by cancellation leaves an error item that is
         // not the prompt's fault: the evaluation is incomplete.
         if let Some(i) = self
@@ -237,6 +227,21 @@ impl Scorer {
         })
     }
 
+    /// Scores the mapped items waiting in `pending` into their outcomes.
+    async fn score_items(&self, pending: &mut Vec<(usize, EvalInput)>, outcomes: &mut [Outcome]) {
+        if pending.is_empty() {
+            return;
+        }
+        let (index, inputs): (Vec<usize>, Vec<EvalInput>) = pending.drain(..).unzip();
+        let mut results = self.evaluator.evaluate(&inputs).await;
+        results.resize_with(inputs.len(), || {
+            EvalResult::error("the evaluator returned too few results")
+        });
+        for (i, r) in index.into_iter().zip(results) {
+            outcomes[i].result = r;
+        }
+    }
+
     /// Makes the student's call for each row and keeps nothing: the pass that collects a
     /// split's uncached calls for a batch (they answer `Deferred`, at no cost).
     pub(crate) async fn call_student_only(&self, prompt: &Prompt, rows: &[Row]) {
@@ -251,5 +256,90 @@ impl Scorer {
             .buffer_unordered(self.concurrency.max(1))
             .for_each(|()| async {})
             .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use metaprompt_core::testing::ScriptedModel;
+    use metaprompt_core::{Budget, NoEvents, async_trait};
+    use metaprompt_data::BasicDataMapper;
+    use serde_json::json;
+
+    use super::*;
+
+    /// Exact match that records the size of every batch it is given.
+    #[derive(Default)]
+    struct Recording {
+        batches: Mutex<Vec<usize>>,
+    }
+
+    #[async_trait]
+    impl Evaluator for Recording {
+        fn name(&self) -> &str {
+            "recording"
+        }
+        async fn evaluate(&self, inputs: &[EvalInput]) -> Vec<EvalResult> {
+            self.batches.lock().unwrap().push(inputs.len());
+            inputs
+                .iter()
+                .map(|i| EvalResult::pass_fail(i.text("response") == i.expected(), ""))
+                .collect()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_large_split_is_scored_in_chunks_with_every_score_on_its_own_row() {
+        // The student answers "spam" when the text names a multiple of 3, else "ham"; the label
+        // is "spam" on even rows: rows that are both or neither score 1, and the pattern
+        // crosses every chunk boundary.
+        let student = ScriptedModel::new("student").with_handler(|r| {
+            let n: usize = r.messages[0]
+                .content
+                .rsplit(' ')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+            Ok(if n.is_multiple_of(3) { "spam" } else { "ham" }.to_string())
+        });
+        let rows: Vec<Row> = (0..2_500)
+            .map(|i| {
+                let label = if i % 2 == 0 { "spam" } else { "ham" };
+                Row::from_json(
+                    i.to_string(),
+                    json!({"text": format!("row {i}"), "label": label}),
+                )
+                .unwrap()
+            })
+            .collect();
+        let evaluator = Arc::new(Recording::default());
+        let scorer = Scorer {
+            student: Arc::new(student),
+            params: GenerateParams::default(),
+            evaluator: evaluator.clone(),
+            mapper: Arc::new(BasicDataMapper::new([
+                ("response", "generated_output"),
+                ("expected_response", "label"),
+            ])),
+            concurrency: 8,
+            meter: Arc::new(Meter::new(Budget::default())),
+            events: Arc::new(NoEvents),
+        };
+        let prompt = Prompt::parse("{text}").unwrap();
+        let Ok(e) = scorer.evaluate(&prompt, &rows, Phase::Validation).await else {
+            panic!("the evaluation stopped");
+        };
+        let expected: Vec<f64> = (0..2_500)
+            .map(|i| f64::from(u8::from((i % 3 == 0) == (i % 2 == 0))))
+            .collect();
+        assert_eq!(e.scores(), expected);
+        assert_eq!(e.errors, 0);
+        assert_eq!(e.outcomes[1_024].row.id().as_str(), "1024");
+        assert_eq!(e.outcomes[7].expected.as_deref(), Some("ham"));
+        // 32 × concurrency is below the floor of 1,024 items per chunk.
+        assert_eq!(*evaluator.batches.lock().unwrap(), vec![1_024, 1_024, 452]);
     }
 }

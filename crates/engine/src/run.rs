@@ -33,7 +33,7 @@ pub(crate) struct Run<'a> {
     pub(crate) cancel: CancelFlag,
     /// Scores already computed this session, keyed by prompt and rows. Only a shortcut: the
     /// cache would answer the same calls; never checkpointed.
-    memo: Mutex<HashMap<String, Evaluation>>,
+    memo: Mutex<HashMap<String, Arc<Evaluation>>>,
     /// Provider batches' executors and answers.
     pub(crate) batching: Arc<Batching>,
     run_id: String,
@@ -107,13 +107,14 @@ impl<'a> Run<'a> {
             .apply(&c.prompt, &c.demos, &self.checked.splits.train)
     }
 
-    /// Evaluates with the memo and the evaluator-health check.
+    /// Evaluates with the memo and the evaluator-health check. The memo and the callers share
+    /// one copy of each evaluation.
     pub(crate) async fn score(
         &self,
         prompt: &Prompt,
         rows: &[Row],
         phase: Phase,
-    ) -> Result<Evaluation, Stop> {
+    ) -> Result<Arc<Evaluation>, Stop> {
         let key = memo_key(prompt, rows);
         let hit = self
             .memo
@@ -125,7 +126,7 @@ impl<'a> Run<'a> {
             return Ok(e);
         }
         self.prefetch(prompt, rows, phase).await?;
-        let e = self.scorer.evaluate(prompt, rows, phase).await?;
+        let e = Arc::new(self.scorer.evaluate(prompt, rows, phase).await?);
         if !e.outcomes.is_empty() {
             let rate = e.errors as f64 / e.outcomes.len() as f64;
             if rate > self.checked.request.config.max_error_rate {
@@ -140,7 +141,7 @@ impl<'a> Run<'a> {
         self.memo
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(key, e.clone());
+            .insert(key, Arc::clone(&e));
         Ok(e)
     }
 
@@ -289,7 +290,7 @@ impl<'a> Run<'a> {
         // The memo scores a prompt once when both are the same. Skipped when interrupted (the
         // user asked to stop); after a budget ran out the meter refuses the calls and the
         // test scores stay empty.
-        let mut on_test: [Option<Evaluation>; 2] = [None, None];
+        let mut on_test: [Option<Arc<Evaluation>>; 2] = [None, None];
         if !test.is_empty() && stop != StopReason::Interrupted {
             for (slot, p) in on_test.iter_mut().zip([&best_prompt, &initial_prompt]) {
                 match self.score(p, test, Phase::Test).await {
@@ -369,7 +370,7 @@ fn worst_examples(e: &Evaluation, n: usize) -> Vec<ExampleReport> {
         .map(|o| ExampleReport {
             row_id: o.row.id().to_string(),
             output: o.output.clone(),
-            expected: o.input.as_ref().and_then(|i| i.expected()),
+            expected: o.expected.clone(),
             score: o.result.score(),
             reason: o.result.reason().to_string(),
         })

@@ -1,5 +1,5 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-//! Whole-split scoring: a val split of 1,000 and 10,000 rows on the live path (concurrency 64,
+//! Whole-split scoring: a val split of 1,000, 10,000 and 30,000 rows on the live path (concurrency 64,
 //! mock latency 50 ms) against the mock's Batch API, through the SQLite cache. Each case runs
 //! in its own process, and the mock in another, so peak RSS is the client's alone. Prints
 //! wall time, calls (live and batched) and peak RSS.
@@ -156,7 +156,7 @@ fn main() {
         LATENCY.as_millis()
     );
     println!("rows    path   wall s  calls  batched  peak RSS MB  score");
-    for n in [1_000usize, 10_000] {
+    for n in [1_000usize, 10_000, 30_000] {
         for mode in ["live", "batch"] {
             let mut mock = spawn_self(&["--serve-mock"]);
             let mut url = String::new();

@@ -10,7 +10,8 @@
 //!    batch.
 //! 2. **Batch.** The lines go to the model's [`BatchExecutor`]; the batch is recorded with the
 //!    checkpointer before polling starts (a killed run re-attaches to it by the fingerprint of
-//!    its calls), polled with back-off, and its answers stored in the cache in one write.
+//!    its calls), polled with back-off, and its answers streamed from the results file into
+//!    the cache, a chunk of lines per write.
 //! 3. **Score.** The split is scored as always: batch answers are read back without counting
 //!    as cache hits (they were counted as batch calls, at the batch price); lines that failed
 //!    are live calls like any other.
@@ -65,6 +66,9 @@ fn phase_name(phase: Phase) -> &'static str {
         _ => "candidate",
     }
 }
+
+/// Batch answers stored per cache write while a results file is read.
+const IMPORT_CHUNK: usize = 1_000;
 
 /// How a batch ended for the run.
 enum Waited {
@@ -293,8 +297,8 @@ impl Run<'_> {
         }
     }
 
-    /// Downloads the results and stores every answer (in one cache write); returns the lines
-    /// answered and failed.
+    /// Downloads the results and stores every answer, a chunk of lines at a time (memory does
+    /// not grow with the batch's size); returns the lines answered and failed.
     async fn import(
         &self,
         g: &Group,
@@ -318,8 +322,8 @@ impl Run<'_> {
                 out.display()
             )))
         })?;
-        let mut answers: Vec<(CacheKey, ChatResponse)> = Vec::new();
-        let mut seen = HashSet::new();
+        let mut answered: HashSet<CacheKey> = HashSet::new();
+        let mut chunk: Vec<(CacheKey, ChatResponse)> = Vec::with_capacity(IMPORT_CHUNK);
         use std::io::BufRead;
         for line in std::io::BufReader::new(file).lines() {
             let Ok(line) = line else { continue };
@@ -329,7 +333,8 @@ impl Run<'_> {
             let Some(&idx) = g.keys.get(&custom_id) else {
                 continue;
             };
-            if !seen.insert(custom_id.clone()) {
+            let key = CacheKey::from_hex(custom_id);
+            if answered.contains(&key) {
                 continue;
             }
             match outcome.and_then(|body| {
@@ -337,30 +342,49 @@ impl Run<'_> {
                     .answer(&g.params[idx as usize], &body)
                     .map_err(|e| e.to_string())
             }) {
-                Ok(resp) => answers.push((CacheKey::from_hex(custom_id), resp)),
+                Ok(resp) => {
+                    answered.insert(key.clone());
+                    chunk.push((key, resp));
+                    if chunk.len() == IMPORT_CHUNK {
+                        self.store_answers(g, &mut chunk).await;
+                    }
+                }
                 Err(why) => {
-                    tracing::debug!(line = %custom_id, reason = %why, "batch line failed");
+                    tracing::debug!(line = %key.as_str(), reason = %why, "batch line failed");
                 }
             }
         }
+        self.store_answers(g, &mut chunk).await;
         let _ = std::fs::remove_file(&out);
         // Lines that failed, and lines the results do not mention (an expired or cancelled
         // batch), are live calls in the scoring pass.
-        let answered = answers.len() as u64;
-        let failed = g.lines() - answered;
+        let failed = g.lines() - answered.len() as u64;
         {
-            let got: HashSet<&str> = answers.iter().map(|(k, _)| k.as_str()).collect();
             let mut f = lock(&self.batching.imported.failed);
-            for k in g.keys.keys().filter(|k| !got.contains(k.as_str())) {
-                f.insert(CacheKey::from_hex(k.clone()));
+            for k in g.keys.keys() {
+                let k = CacheKey::from_hex(k.clone());
+                if !answered.contains(&k) {
+                    f.insert(k);
+                }
             }
         }
+        let n = answered.len() as u64;
+        lock(&self.batching.imported.keys).extend(answered);
+        Ok((n, failed))
+    }
+
+    /// Meters a chunk of batch answers at the batch price and stores them in the cache in one
+    /// write (kept in memory for this session when there is no cache or the write fails).
+    async fn store_answers(&self, g: &Group, chunk: &mut Vec<(CacheKey, ChatResponse)>) {
+        if chunk.is_empty() {
+            return;
+        }
         let price = g.executor.price();
-        for (_, resp) in &answers {
+        for (_, resp) in chunk.iter() {
             self.meter().record_batch(g.role, price, resp);
         }
         let stored = match &self.batching.cache {
-            Some(c) => match c.put_many(&answers).await {
+            Some(c) => match c.put_many(chunk).await {
                 Ok(()) => true,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot store the batch's answers; keeping them for this session");
@@ -369,10 +393,10 @@ impl Run<'_> {
             },
             None => false,
         };
-        lock(&self.batching.imported.keys).extend(answers.iter().map(|(k, _)| k.clone()));
-        if !stored {
-            lock(&self.batching.imported.answers).extend(answers);
+        if stored {
+            chunk.clear();
+        } else {
+            lock(&self.batching.imported.answers).extend(chunk.drain(..));
         }
-        Ok((answered, failed))
     }
 }
