@@ -11,7 +11,7 @@ use common::*;
 use metaprompt_mock::{MockConfig, MockServer};
 use serde_json::Value;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_2000_row_val_on_a_batch_scores_as_the_live_path_and_failed_lines_go_live() {
@@ -103,15 +103,11 @@ async fn sigkill_while_the_batch_runs_then_resume_re_attaches_to_the_same_batch(
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let start = Instant::now();
     // The baseline's batch is in progress: lines are being answered.
-    while server.stats().batch_lines == 0 {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "no batch started"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until(&mut child, "a batch in progress", || {
+        server.stats().batch_lines > 0
+    })
+    .await;
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(server.stats().batches_created, 1);
@@ -162,7 +158,7 @@ async fn ctrl_c_leaves_the_batch_running_and_batch_cancel_cancels_it() {
         "",
     );
     let out = dir.path().join("run");
-    let child = Command::new(bin())
+    let mut child = Command::new(bin())
         .args(args(&[
             "optimize",
             "--config",
@@ -177,14 +173,7 @@ async fn ctrl_c_leaves_the_batch_running_and_batch_cancel_cancels_it() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let start = Instant::now();
-    while server.stats().batches_created == 0 {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "no batch created"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until(&mut child, "a batch", || server.stats().batches_created > 0).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let pid = child.id().to_string();
     assert!(

@@ -5,7 +5,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use metaprompt::core::Checkpointer;
@@ -125,11 +125,10 @@ async fn sigkill_at_three_moments_then_resume_gives_the_same_result() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let start = Instant::now();
-        while server.stats().student < kill_at {
-            assert!(start.elapsed() < Duration::from_secs(60));
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        wait_until(&mut child, "the kill point", || {
+            server.stats().student >= kill_at
+        })
+        .await;
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         let before = server.stats();
@@ -225,7 +224,7 @@ async fn sigint_exits_130_and_resume_gives_the_uninterrupted_result() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config_with(dir.path(), &server.base_url(), "", PROMPT, RESILIENT);
     let out = dir.path().join("run");
-    let child = Command::new(bin())
+    let mut child = Command::new(bin())
         .args([
             "optimize",
             "--config",
@@ -239,15 +238,8 @@ async fn sigint_exits_130_and_resume_gives_the_uninterrupted_result() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let start = Instant::now();
     // Wait until the baseline is done and round 1 is under way.
-    while server.stats().student < 20 {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "the run made no progress"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until(&mut child, "round 1", || server.stats().student >= 20).await;
     let killed = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()

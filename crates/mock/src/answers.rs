@@ -100,3 +100,15 @@ pub(crate) fn teacher_answer(user: &str, system: &str) -> String {
     };
     json!({"analysis": format!("Failures suggest {why}."), "hypothesis": format!("Adding '{line}' fixes it."), "improved_prompt": prompt}).to_string()
 }
+
+/// The text of the first (or the last) message with `role` in a request's message list; empty
+/// when there is none.
+pub(crate) fn content<'a>(messages: &'a [serde_json::Value], role: &str, last: bool) -> &'a str {
+    let is_role = |m: &&serde_json::Value| m["role"] == role;
+    let found = if last {
+        messages.iter().rev().find(is_role)
+    } else {
+        messages.iter().find(is_role)
+    };
+    found.and_then(|m| m["content"].as_str()).unwrap_or("")
+}

@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::answers::{judge_answer, student_answer, teacher_answer, whole_prompt};
+use crate::answers::{content, judge_answer, student_answer, teacher_answer, whole_prompt};
 use crate::{Shared, draw, hash, lock};
 
 pub(crate) async fn chat(
@@ -139,17 +139,8 @@ pub(crate) fn completion(
         }
     };
     let messages = req["messages"].as_array().cloned().unwrap_or_default();
-    let system = messages
-        .iter()
-        .find(|m| m["role"] == "system")
-        .and_then(|m| m["content"].as_str())
-        .unwrap_or("");
-    let user = messages
-        .iter()
-        .rev()
-        .find(|m| m["role"] == "user")
-        .and_then(|m| m["content"].as_str())
-        .unwrap_or("");
+    let system = content(&messages, "system", false);
+    let user = content(&messages, "user", true);
     let is_teacher = system.starts_with("You improve prompts");
     let is_judge = system.starts_with("You are a strict, fair evaluator");
     if !is_teacher
@@ -164,11 +155,7 @@ pub(crate) fn completion(
             "student backend down",
         ));
     }
-    let first_user = messages
-        .iter()
-        .find(|m| m["role"] == "user")
-        .and_then(|m| m["content"].as_str())
-        .unwrap_or("");
+    let first_user = content(&messages, "user", false);
     let student_text = |user: &str| {
         let answer = c
             .student_reply

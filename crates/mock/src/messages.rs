@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::answers::{judge_answer, student_answer, teacher_answer};
+use crate::answers::{content, judge_answer, student_answer, teacher_answer};
 use crate::{Shared, lock};
 
 fn anthropic_error(status: StatusCode, kind: &str, message: &str) -> Response {
@@ -58,17 +58,8 @@ pub(crate) async fn anthropic(
     }
     let system = req["system"].as_str().unwrap_or("");
     let messages = req["messages"].as_array().cloned().unwrap_or_default();
-    let user = messages
-        .iter()
-        .rev()
-        .find(|m| m["role"] == "user")
-        .and_then(|m| m["content"].as_str())
-        .unwrap_or("");
-    let first_user = messages
-        .iter()
-        .find(|m| m["role"] == "user")
-        .and_then(|m| m["content"].as_str())
-        .unwrap_or("");
+    let user = content(&messages, "user", true);
+    let first_user = content(&messages, "user", false);
     let text = if system.starts_with("You improve prompts") {
         lock(&s.stats).teacher += 1;
         teacher_answer(first_user, system)

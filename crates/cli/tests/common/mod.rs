@@ -4,7 +4,8 @@
 pub(crate) mod scale;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
 
 pub(crate) const KEY_VAR: &str = "MP_TEST_KEY";
 pub(crate) const KEY: &str = "sk-cli-test-planted-secret-123456";
@@ -94,4 +95,24 @@ pub(crate) fn run(args: &[&str], cwd: &Path) -> Output {
 
 pub(crate) fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
+}
+
+/// Waits, while the run in `child` goes on, until `ready` holds (checked every 5 ms). Panics
+/// naming `what` when the run ends first (with its stderr, if piped) or after 60 s.
+pub(crate) async fn wait_until(child: &mut Child, what: &str, ready: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !ready() {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            if let Some(e) = child.stderr.as_mut() {
+                let _ = std::io::Read::read_to_string(e, &mut err);
+            }
+            panic!("the run ended ({status}) before {what}: {err}");
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no {what} within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
