@@ -95,14 +95,7 @@ async fn sigkill_while_the_batch_runs_then_resume_re_attaches_to_the_same_batch(
         a.extend(args(extra));
         a
     };
-    let mut child = Command::new(bin())
-        .args(optimize(&[]))
-        .current_dir(dir.path())
-        .env(KEY_VAR, KEY)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn(optimize(&[]), dir.path());
     // The baseline's batch is in progress: lines are being answered.
     wait_until(&mut child, "a batch in progress", || {
         server.stats().batch_lines > 0

@@ -4,7 +4,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -111,20 +111,16 @@ async fn sigkill_at_three_moments_then_resume_gives_the_same_result() {
         std::fs::create_dir_all(&kdir).unwrap();
         let cfg = config_with(&kdir, &server.base_url(), "", PROMPT, RESILIENT);
         let out = kdir.join("run");
-        let mut child = Command::new(bin())
-            .args([
+        let mut child = spawn(
+            [
                 "optimize",
                 "--config",
                 cfg.to_str().unwrap(),
                 "--out",
                 out.to_str().unwrap(),
-            ])
-            .current_dir(&kdir)
-            .env(KEY_VAR, KEY)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+            ],
+            &kdir,
+        );
         wait_until(&mut child, "the kill point", || {
             server.stats().student >= kill_at
         })
@@ -224,20 +220,16 @@ async fn sigint_exits_130_and_resume_gives_the_uninterrupted_result() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config_with(dir.path(), &server.base_url(), "", PROMPT, RESILIENT);
     let out = dir.path().join("run");
-    let mut child = Command::new(bin())
-        .args([
+    let mut child = spawn(
+        [
             "optimize",
             "--config",
             cfg.to_str().unwrap(),
             "--out",
             out.to_str().unwrap(),
-        ])
-        .current_dir(dir.path())
-        .env(KEY_VAR, KEY)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        ],
+        dir.path(),
+    );
     // Wait until the baseline is done and round 1 is under way.
     wait_until(&mut child, "round 1", || server.stats().student >= 20).await;
     let killed = Command::new("kill")

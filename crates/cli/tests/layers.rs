@@ -5,7 +5,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -180,14 +180,7 @@ async fn sigkill_in_a_judge_scored_run_then_resume_repeats_no_answered_call() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = judge_config(dir.path(), &server.base_url(), "", false);
     let out = dir.path().join("run");
-    let mut child = Command::new(bin())
-        .args(optimize_args(&cfg, &out, &[]))
-        .current_dir(dir.path())
-        .env(KEY_VAR, KEY)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn(optimize_args(&cfg, &out, &[]), dir.path());
     // About half of the run: the baseline and a round and a half.
     wait_until(&mut child, "half of the run", || server.stats().judge >= 40).await;
     child.kill().unwrap();

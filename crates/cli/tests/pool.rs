@@ -8,7 +8,6 @@ use common::scale::*;
 use common::*;
 use metaprompt_mock::{MockConfig, MockServer};
 use serde_json::Value;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -36,21 +35,17 @@ async fn an_endpoint_pool_survives_a_replica_killed_mid_run() {
         "",
     );
     let out = dir.path().join("run");
-    let mut child = Command::new(bin())
-        .args(args(&[
+    let mut child = spawn(
+        args(&[
             "optimize",
             "--config",
             &cfg.display().to_string(),
             "--out",
             &out.display().to_string(),
             "--json",
-        ]))
-        .current_dir(dir.path())
-        .env(KEY_VAR, KEY)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        ]),
+        dir.path(),
+    );
     wait_until(&mut child, "the kill", || replicas[1].stats().student >= 60).await;
     replicas[1].kill();
     let killed_at = replicas[1].stats().student;

@@ -97,6 +97,23 @@ pub(crate) fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// Starts the binary with the test key set: stdout dropped, stderr kept for [`wait_until`]'s
+/// message or the caller's `wait_with_output`.
+pub(crate) fn spawn<I, S>(args: I, cwd: &Path) -> Child
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    Command::new(bin())
+        .args(args)
+        .current_dir(cwd)
+        .env(KEY_VAR, KEY)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 /// Waits, while the run in `child` goes on, until `ready` holds (checked every 5 ms). Panics
 /// naming `what` when the run ends first (with its stderr, if piped) or after 60 s.
 pub(crate) async fn wait_until(child: &mut Child, what: &str, ready: impl Fn() -> bool) {
