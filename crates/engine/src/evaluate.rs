@@ -35,7 +35,8 @@ impl From<Interrupt> for Stop {
 }
 
 impl Interrupt {
-    fn from_refusal(e: &ModelError) -> Option<Interrupt> {
+    /// The interruption a refused call stands for (a budget ran out, the run was cancelled).
+    pub(crate) fn from_refusal(e: &ModelError) -> Option<Interrupt> {
         match e {
             ModelError::Budget(k) => Some(Interrupt::Budget(*k)),
             ModelError::Cancelled => Some(Interrupt::Cancelled),

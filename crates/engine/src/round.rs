@@ -3,7 +3,7 @@
 //! commit, in child order, so that the outcome never depends on which child finished first.
 
 use metaprompt_core::run::{Phase, RoundRecord, RunEvent};
-use metaprompt_core::{ModelError, Prompt, Role, Row};
+use metaprompt_core::{Prompt, Role, Row};
 use metaprompt_data::{MinibatchState, Minibatches};
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::SeedableRng;
@@ -28,6 +28,16 @@ struct Plan {
     merge_with: Option<usize>,
     batch: Vec<Row>,
     seed: u64,
+}
+
+/// What every child of a round shares.
+#[derive(Clone, Copy)]
+struct RoundCtx<'a> {
+    state: &'a RunState,
+    round: u32,
+    guards: &'a GuardContext,
+    /// The number of children in the round.
+    n: usize,
 }
 
 /// What a child came to.
@@ -109,12 +119,14 @@ impl Run<'_> {
             .collect();
         let mut guards = self.checked.guards.clone();
         guards.seen.extend(state.seen.iter().cloned());
-        let children = futures::future::join_all(
-            plans
-                .into_iter()
-                .map(|plan| self.child(state, round, plan, &guards, n)),
-        )
-        .await;
+        let ctx = RoundCtx {
+            state,
+            round,
+            guards: &guards,
+            n,
+        };
+        let children =
+            futures::future::join_all(plans.into_iter().map(|plan| self.child(ctx, plan))).await;
         let mut out = Vec::with_capacity(children.len());
         for c in children {
             out.push(c?);
@@ -125,14 +137,13 @@ impl Run<'_> {
         })
     }
 
-    async fn child(
-        &self,
-        state: &RunState,
-        round: u32,
-        plan: Plan,
-        guards: &GuardContext,
-        n: usize,
-    ) -> Result<Child, Stop> {
+    async fn child(&self, ctx: RoundCtx<'_>, plan: Plan) -> Result<Child, Stop> {
+        let RoundCtx {
+            state,
+            round,
+            guards,
+            ..
+        } = ctx;
         let cfg = &self.checked.request.config;
         let parent = &state.pool[plan.parent];
         let parent_prompt = self.effective(parent);
@@ -213,24 +224,14 @@ impl Run<'_> {
                     }
                     _ => {
                         let p = self
-                            .ask_teacher(
-                                state,
-                                &plan,
-                                &parent_eval,
-                                parent,
-                                other,
-                                guards,
-                                round,
-                                n,
-                            )
+                            .ask_teacher(ctx, &plan, &parent_eval, parent, other)
                             .await;
                         record.analysis = p.analysis.clone();
                         record.hypothesis = p.hypothesis.clone();
                         if let Some(e) = p.fatal {
-                            return Err(match e {
-                                ModelError::Budget(k) => Stop::Interrupt(Interrupt::Budget(k)),
-                                ModelError::Cancelled => Stop::Interrupt(Interrupt::Cancelled),
-                                other => Stop::Error(EngineError::Teacher(other)),
+                            return Err(match Interrupt::from_refusal(&e) {
+                                Some(i) => Stop::Interrupt(i),
+                                None => Stop::Error(EngineError::Teacher(e)),
                             });
                         }
                         match p.outcome {
@@ -333,18 +334,20 @@ impl Run<'_> {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn ask_teacher(
         &self,
-        state: &RunState,
+        ctx: RoundCtx<'_>,
         plan: &Plan,
         parent_eval: &Evaluation,
         parent: &Candidate,
         other: Option<&Candidate>,
-        guards: &GuardContext,
-        round: u32,
-        n: usize,
     ) -> Proposal {
+        let RoundCtx {
+            state,
+            round,
+            guards,
+            n,
+        } = ctx;
         let cfg = &self.checked.request.config;
         let ledger_start = state.history.len().saturating_sub(cfg.ledger_size);
         let wins =
