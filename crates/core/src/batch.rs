@@ -162,8 +162,8 @@ pub struct BatchLine {
 /// A provider's batch engine for one model's calls.
 #[async_trait]
 pub trait BatchExecutor: Send + Sync {
-    /// The model whose calls it runs: the same id as that model's [`ChatModel::id`](crate::ChatModel::id)
-    /// (crate::ChatModel::id), so that cache keys agree.
+    /// The model whose calls it runs: the same id as that model's
+    /// [`ChatModel::id`](crate::ChatModel::id), so that cache keys agree.
     fn model_id(&self) -> &str;
 
     /// The price of one call in a batch (OpenAI and Azure: half the live price).

@@ -9,8 +9,9 @@
 //! - [`Cached`] answers a request it has seen from a [`ResponseCache`] and stores every new
 //!   answer before returning it, so nothing paid for is paid again (a hit is counted on the
 //!   meter, never charged).
-//! - [`Metered`] admits a call only while the run's [`Budget`](crate::Budget) allows it and the run is not
-//!   cancelled, then records calls, tokens and cost per [`CallRole`] on one shared [`Meter`].
+//! - [`Metered`] admits a call only while the run's [`Budget`](crate::Budget) allows it and the
+//!   run is not cancelled, then records calls, tokens and cost per [`CallRole`] on one shared
+//!   [`Meter`].
 //!
 //! Caching, metering and budgets are written once, here; nothing caches or meters inline.
 //!

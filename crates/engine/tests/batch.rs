@@ -16,7 +16,9 @@ use metaprompt_core::{
     ChatRequest, ChatResponse, Checkpointer, FinishReason, ModelError, Price, Usage, async_trait,
 };
 use metaprompt_data::SplitConfig;
-use metaprompt_engine::{BatchMode, DataSource, MetaPromptOptimizer};
+use metaprompt_engine::{
+    BatchMode, DataSource, MetaPromptOptimizer, OptimizeRequest, OptimizeResult,
+};
 use serde_json::{Value, json};
 
 /// A provider that answers each line like the scripted student, after `polls` polls, and
@@ -178,28 +180,26 @@ fn teacher() -> Arc<metaprompt_core::testing::ScriptedModel> {
     )
 }
 
+/// A whole run with the scripted teacher and an empty cache.
+async fn run_fresh(req: OptimizeRequest) -> OptimizeResult {
+    MetaPromptOptimizer::builder()
+        .teacher(teacher())
+        .cache(Arc::new(MemoryCache::new()))
+        .build()
+        .unwrap()
+        .optimize(req)
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn batch_scores_equal_live_scores_and_failed_lines_go_live() {
     let mut live_req = batch_request(accuracy_student(), FakeBatch::new(0));
     live_req.batch.clear();
-    let live = MetaPromptOptimizer::builder()
-        .teacher(teacher())
-        .cache(Arc::new(MemoryCache::new()))
-        .build()
-        .unwrap()
-        .optimize(live_req)
-        .await
-        .unwrap();
+    let live = run_fresh(live_req).await;
     let student = accuracy_student();
     let ex = FakeBatch::new(10);
-    let res = MetaPromptOptimizer::builder()
-        .teacher(teacher())
-        .cache(Arc::new(MemoryCache::new()))
-        .build()
-        .unwrap()
-        .optimize(batch_request(student.clone(), ex.clone()))
-        .await
-        .unwrap();
+    let res = run_fresh(batch_request(student.clone(), ex.clone())).await;
     assert_eq!(res.initial_score, live.initial_score);
     assert_eq!(res.final_score, live.final_score);
     assert_eq!(res.test_score, live.test_score);
@@ -297,14 +297,7 @@ async fn a_judge_with_a_batch_executor_is_batched_after_the_students_answers() {
         "Does the response name the reference label?",
     ));
     req.batch.push(judge_batch.clone());
-    let res = MetaPromptOptimizer::builder()
-        .teacher(teacher())
-        .cache(Arc::new(MemoryCache::new()))
-        .build()
-        .unwrap()
-        .optimize(req)
-        .await
-        .unwrap();
+    let res = run_fresh(req).await;
     // The baseline's val and the final test: a student batch, then a judge batch, for each.
     assert_eq!(student_batch.submitted.load(Ordering::SeqCst), 2);
     assert_eq!(student.call_count(), 0, "every student call was batched");
