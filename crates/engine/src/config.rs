@@ -36,9 +36,15 @@ pub enum ParentSelection {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Acceptance {
-    /// A one-sided paired test on the val rows at `confidence` (exact sign test for 0/1
-    /// scores, paired t-test otherwise) must say the candidate beats the best.
+    /// A one-sided paired test on the val rows (exact sign test for 0/1 scores, paired
+    /// t-test otherwise) must say the candidate beats the best, with the error rate
+    /// α = 1 − `confidence` spent over the run's tests: the k-th test of a run is made at
+    /// level α/(k(k+1)), so a run that tests many candidates promotes a no-better one with
+    /// probability at most α in all.
     Paired,
+    /// Every paired test at the full level α = 1 − `confidence`, however many are made: a
+    /// wide search promotes noise more often (measured in docs/concepts.md; for comparison).
+    PairedUncorrected,
     /// A higher mean val score is enough (fits val noise; for comparison only).
     Mean,
 }

@@ -11,11 +11,12 @@ use std::collections::BTreeMap;
 use metaprompt_core::template::Segment;
 use metaprompt_core::{DataMapper, Prompt, PromptMessage, PromptTemplate, Row};
 use rand_chacha::ChaCha8Rng;
-use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::rand_core::SeedableRng;
 use serde::{Deserialize, Serialize};
 
 use crate::EngineError;
 use crate::evaluate::Evaluation;
+use crate::seeded::{shuffle_with as shuffle, title};
 
 /// The variable the demo template writes the answer with.
 pub(crate) const ANSWER: &str = "answer";
@@ -46,15 +47,6 @@ pub enum DemoSource {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct DemoTemplate {
     template: PromptTemplate,
-}
-
-fn title(name: &str) -> String {
-    let words = name.replace(['_', '.', '-'], " ");
-    let mut c = words.chars();
-    match c.next() {
-        Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
-        None => String::new(),
-    }
 }
 
 impl DemoTemplate {
@@ -190,18 +182,6 @@ fn insert_block(t: &PromptTemplate, block: &str) -> PromptTemplate {
     }
     // Literal segments hold unescaped text; `from_segments` escapes them in the source.
     PromptTemplate::from_segments(out)
-}
-
-/// A uniform integer in `0..n`.
-fn below(rng: &mut ChaCha8Rng, n: usize) -> usize {
-    ((u128::from(rng.next_u64()) * n as u128) >> 64) as usize
-}
-
-fn shuffle<T>(items: &mut [T], rng: &mut ChaCha8Rng) {
-    for i in (1..items.len()).rev() {
-        let j = below(rng, i + 1);
-        items.swap(i, j);
-    }
 }
 
 /// Candidates for one demonstration.

@@ -323,10 +323,7 @@ impl GuardContext {
         let mut text = parts[target].template.source().trim_end().to_string();
         text.push('\n');
         for v in missing {
-            let mut label: String = v.replace(['_', '.', '-'], " ");
-            if let Some(first) = label.get(..1) {
-                label = first.to_uppercase() + &label[1..];
-            }
+            let label = crate::seeded::title(v);
             text.push_str(&format!("\n{label}: {{{v}}}"));
         }
         parts[target].template = PromptTemplate::parse(&text).map_err(Violation::Parse)?;

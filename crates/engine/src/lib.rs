@@ -44,6 +44,8 @@
 
 mod batch;
 mod brief;
+mod child;
+mod commit;
 mod config;
 mod demos;
 mod evaluate;
@@ -51,10 +53,12 @@ mod guards;
 mod layers;
 mod optimizer;
 mod pool;
+mod proposal;
 mod request;
 mod result;
 mod round;
 mod run;
+mod seeded;
 mod state;
 mod stats;
 mod teacher;

@@ -8,11 +8,11 @@
 
 use metaprompt_core::Prompt;
 use rand_chacha::ChaCha8Rng;
-use rand_chacha::rand_core::RngCore;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{MutationKind, ParentSelection};
 use crate::demos::Demo;
+use crate::seeded::below;
 
 /// A prompt in the pool.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -36,11 +36,9 @@ pub(crate) struct Candidate {
     pub(crate) val: Vec<f64>,
     /// The mean of `val`.
     pub(crate) val_mean: f64,
-}
-
-/// A uniform integer in `0..n`.
-pub(crate) fn below(rng: &mut ChaCha8Rng, n: usize) -> usize {
-    ((u128::from(rng.next_u64()) * n as u128) >> 64) as usize
+    /// Whether the engine's repair appended inputs the teacher's rewrite had dropped.
+    #[serde(default)]
+    pub(crate) repaired: bool,
 }
 
 /// The front: `(candidate index, weight)` for each non-dominated candidate, in pool order.
@@ -191,6 +189,7 @@ mod tests {
             round: 0,
             val: val.to_vec(),
             val_mean: val.iter().sum::<f64>() / val.len() as f64,
+            repaired: false,
         }
     }
 

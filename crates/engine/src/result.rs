@@ -94,6 +94,8 @@ pub struct LineageNode {
     pub on_best_path: bool,
     /// Whether it is the best.
     pub best: bool,
+    /// Whether the engine's repair appended inputs the teacher's rewrite had dropped.
+    pub repaired: bool,
 }
 
 /// Every pooled candidate, with the path to the best marked.
@@ -128,6 +130,7 @@ pub(crate) fn lineage(pool: &[Candidate], best: usize) -> Vec<LineageNode> {
             demo_ids: c.demos.iter().map(|d| d.row_id.clone()).collect(),
             on_best_path: on_path[i],
             best: i == best,
+            repaired: c.repaired,
         })
         .collect()
 }
@@ -155,6 +158,9 @@ pub struct OptimizeResult {
     pub best_prompt: Prompt,
     /// The best prompt's demonstrations (train rows).
     pub best_demos: Vec<Demo>,
+    /// Whether the best prompt is a repaired rewrite: the teacher dropped inputs and the
+    /// engine appended them (read it before adopting it).
+    pub best_repaired: bool,
     /// The best initial prompt.
     pub initial_prompt: Prompt,
     /// The student with the best prompt (`best_generator.prompt_template()`).
@@ -186,7 +192,7 @@ impl OptimizeResult {
 
     /// One line saying honestly what the run found on test.
     pub fn verdict(&self) -> String {
-        match &self.test_delta {
+        let verdict = match &self.test_delta {
             Some(d) if d.significant => format!(
                 "improved by {:+.3} [{:+.3}, {:+.3}] on test ({} rows better, {} worse)",
                 d.difference, d.ci95.0, d.ci95.1, d.wins, d.losses
@@ -196,6 +202,13 @@ impl OptimizeResult {
                 d.difference, d.ci95.0, d.ci95.1, d.wins, d.losses, d.ties
             ),
             None => "not scored on test".to_string(),
+        };
+        if self.best_repaired {
+            format!(
+                "{verdict}; the best prompt is a repaired rewrite (the teacher dropped inputs and the engine appended them)"
+            )
+        } else {
+            verdict
         }
     }
 }

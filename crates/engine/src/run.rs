@@ -169,6 +169,7 @@ impl<'a> Run<'a> {
                 round: 0,
                 val: e.scores(),
                 val_mean: e.mean,
+                repaired: false,
             });
         }
         let best = crate::pool::best_index(&pool);
@@ -183,6 +184,7 @@ impl<'a> Run<'a> {
             current: best,
             history: Vec::new(),
             minibatch: MinibatchState::default(),
+            tests_made: 0,
             rounds_since_improvement: 0,
             meter: self.meter().snapshot(),
         })
@@ -328,6 +330,7 @@ impl<'a> Run<'a> {
             test_delta,
             best_prompt: best_prompt.clone(),
             best_demos: best.demos.clone(),
+            best_repaired: best.repaired,
             initial_prompt: initial_prompt.clone(),
             best_generator: Generator::new(
                 req.student.clone(),

@@ -15,7 +15,7 @@ use crate::pool::Candidate;
 
 /// The checkpoint format's version; a checkpoint of another version is refused with a clear
 /// message rather than misread.
-pub(crate) const STATE_VERSION: u32 = 2;
+pub(crate) const STATE_VERSION: u32 = 3;
 
 /// Everything needed to continue a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -38,6 +38,9 @@ pub(crate) struct RunState {
     pub(crate) seen: Vec<String>,
     /// Where the minibatch walker stands.
     pub(crate) minibatch: MinibatchState,
+    /// The paired tests on val made so far (the acceptance spends its error rate over them).
+    #[serde(default)]
+    pub(crate) tests_made: u32,
     /// Rounds since the best last changed.
     pub(crate) rounds_since_improvement: u32,
     /// Spending of the whole run so far (updated also when a round is interrupted, so a

@@ -10,7 +10,7 @@
 //!   table, which stays honest when every row ties), the paired t-interval otherwise.
 
 use rand_chacha::ChaCha8Rng;
-use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::rand_core::SeedableRng;
 use serde::{Deserialize, Serialize};
 
 const Z95: f64 = 1.959_963_984_540_054;
@@ -40,7 +40,7 @@ pub fn ci95(scores: &[f64], seed: u64) -> Option<(f64, f64)> {
         .map(|_| {
             let mut sum = 0.0;
             for _ in 0..scores.len() {
-                let i = ((u128::from(rng.next_u64()) * scores.len() as u128) >> 64) as usize;
+                let i = crate::seeded::below(&mut rng, scores.len());
                 sum += scores[i];
             }
             sum / n
@@ -219,21 +219,36 @@ pub fn paired_test(candidate: &[f64], incumbent: &[f64], confidence: f64) -> Pai
         let losses = d.iter().filter(|x| **x < 0.0).count() as u64;
         sign_tail(wins, wins + losses)
     } else {
-        let sd = std_dev(&d, mean);
-        if sd == 0.0 {
-            if mean > 0.0 { 0.0 } else { 1.0 }
-        } else if n < 2 {
-            1.0
-        } else {
-            let t = mean / (sd / (n as f64).sqrt());
-            1.0 - t_cdf(t, (n - 1) as f64)
-        }
+        continuous_p(&d, mean)
     };
     PairedTest {
         difference: mean,
         p_value,
         significant: mean > 0.0 && p_value <= 1.0 - confidence,
     }
+}
+
+/// The one-sided p-value of "the mean difference is above zero" for continuous scores.
+///
+/// Degenerate spreads never give p = 0: fewer than two rows or no nonzero difference give
+/// p = 1; differences that are all the same nonzero value (zero variance, where the t
+/// statistic is undefined) fall back to the exact sign test on the nonzero rows; and the
+/// t-test's p is never below the sign test's floor ½^m for m nonzero rows, the smallest
+/// p-value m rows can honestly support.
+fn continuous_p(d: &[f64], mean: f64) -> f64 {
+    let n = d.len();
+    let nonzero = d.iter().filter(|x| **x != 0.0).count() as u64;
+    if n < 2 || nonzero == 0 {
+        return 1.0;
+    }
+    let wins = d.iter().filter(|x| **x > 0.0).count() as u64;
+    let sd = std_dev(d, mean);
+    if sd == 0.0 || !sd.is_finite() {
+        return sign_tail(wins, nonzero);
+    }
+    let t = mean / (sd / (n as f64).sqrt());
+    let p = 1.0 - t_cdf(t, (n - 1) as f64);
+    p.max(0.5f64.powi(nonzero.min(1000) as i32))
 }
 
 fn std_dev(d: &[f64], mean: f64) -> f64 {
@@ -354,6 +369,48 @@ mod tests {
         assert!((sign_tail(4, 5) - 6.0 / 32.0).abs() < 1e-12);
         assert_eq!(sign_tail(0, 7), 1.0);
         assert!((sign_tail(3, 3) - 0.125).abs() < 1e-12);
+    }
+
+    #[test]
+    fn no_rows_and_one_row_are_never_significant() {
+        assert_eq!(paired_test(&[], &[], 0.9).p_value, 1.0);
+        // One row of continuous scores: a lead of 0.4 on one row says nothing.
+        let t = paired_test(&[0.9], &[0.5], 0.9);
+        assert_eq!(t.p_value, 1.0);
+        assert!(!t.significant);
+        // One row of 0/1 scores: the sign test on one discordant row, p = 1/2.
+        assert!((paired_test(&[1.0], &[0.0], 0.9).p_value - 0.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn identical_differences_fall_back_to_the_sign_test() {
+        // Every row 0.2 higher: zero variance, so the t statistic is undefined; three rows
+        // all won give the sign test's p = 1/8, not 0.
+        let t = paired_test(&[0.7, 0.5, 0.9], &[0.5, 0.3, 0.7], 0.9);
+        assert!((t.p_value - 0.125).abs() < 1e-9, "{}", t.p_value);
+        assert!(!t.significant);
+        // Ten such rows are a real (if small) effect: p = 1/1024.
+        let c = [0.6; 10];
+        let b = [0.4; 10];
+        let t = paired_test(&c, &b, 0.9);
+        assert!((t.p_value - 1.0 / 1024.0).abs() < 1e-12 && t.significant);
+    }
+
+    #[test]
+    fn zero_variance_without_a_difference_is_not_significant() {
+        let t = paired_test(&[0.3, 0.3, 0.3], &[0.3, 0.3, 0.3], 0.9);
+        assert_eq!(t.p_value, 1.0);
+        // One nonzero difference among ties: the t-test's p is floored at 1/2.
+        let t = paired_test(&[0.3, 0.3, 0.9, 0.3], &[0.3, 0.3, 0.3, 0.3], 0.9);
+        assert!(t.p_value >= 0.5, "{}", t.p_value);
+    }
+
+    #[test]
+    fn the_t_test_p_is_never_zero() {
+        let c: Vec<f64> = (0..40).map(|i| 0.9 + 0.001 * (i % 3) as f64).collect();
+        let b: Vec<f64> = (0..40).map(|i| 0.1 + 0.001 * (i % 2) as f64).collect();
+        let t = paired_test(&c, &b, 0.9);
+        assert!(t.p_value > 0.0 && t.significant, "{}", t.p_value);
     }
 
     #[test]

@@ -181,6 +181,40 @@ async fn demonstrations_come_only_from_train_and_merges_pair_front_members() {
 }
 
 #[tokio::test]
+async fn a_child_never_shows_a_row_of_the_minibatch_it_is_gated_on() {
+    // Demos children and the rewrites that inherit their demonstrations, over several seeds:
+    // no row a child hands over as a worked example is among the rows it is gated on.
+    let mut demo_children = 0;
+    for seed in 1..=6u64 {
+        let mut r = request(accuracy_student(), 6);
+        r.config.seed = seed;
+        r.config.proposals_per_round = 2;
+        r.config.eval_subset_size = 12;
+        r.config.mutations = vec![MutationKind::Demos, MutationKind::Rewrite];
+        r.config.acceptance = Acceptance::Mean;
+        let res = optimizer(rule_a_teacher(), Arc::default())
+            .optimize(r)
+            .await
+            .unwrap();
+        for h in &res.history {
+            if h.mutation == MutationKind::Demos && !h.demo_ids.is_empty() {
+                demo_children += 1;
+            }
+            for d in &h.demo_ids {
+                assert!(
+                    !h.minibatch_ids.contains(d),
+                    "seed {seed}, round {}.{}: demo row {d} is in its gate minibatch {:?}",
+                    h.round,
+                    h.child,
+                    h.minibatch_ids
+                );
+            }
+        }
+    }
+    assert!(demo_children > 0, "some demos child carried demonstrations");
+}
+
+#[tokio::test]
 async fn a_small_val_lead_is_pooled_but_does_not_become_best() {
     // RULE-A is right on every row but those divisible by 7; the base prompt on every third.
     // A prompt that only fixes two val rows (SMALL) wins on val by a little: pooled, not best.

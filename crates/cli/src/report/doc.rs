@@ -133,6 +133,9 @@ pub(crate) struct ResultDoc {
     initial_messages: Vec<MessageDoc>,
     /// The train rows the best prompt shows as demonstrations.
     best_demo_ids: Vec<String>,
+    /// Whether the best prompt is a repaired rewrite (the teacher dropped inputs and the
+    /// engine appended them).
+    best_repaired: bool,
     /// Best − initial on test, row by row, with its interval; null without test scores.
     test_delta: Option<TestDeltaDoc>,
     /// The one-line claim: "improved by X [lo, hi] on test" only when significant.
@@ -241,6 +244,7 @@ pub(crate) fn result_json(r: &OptimizeResult) -> Value {
                 reason: e.reason.clone(),
             })
             .collect(),
+        best_repaired: r.best_repaired,
         best_messages: messages(&r.best_prompt),
         initial_messages: messages(&r.initial_prompt),
         best_demo_ids: r.best_demos.iter().map(|d| d.row_id.clone()).collect(),

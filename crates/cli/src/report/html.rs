@@ -139,7 +139,11 @@ fn lineage(d: &Value) -> String {
             "<tr class=\"{class}\"><td>#{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             n["id"],
             if parents.is_empty() { "—".into() } else { parents.join(", ") },
-            esc(n["mutation"].as_str().unwrap_or("")),
+            esc(&format!(
+                "{}{}",
+                n["mutation"].as_str().unwrap_or(""),
+                if n["repaired"] == true { " (repaired)" } else { "" }
+            )),
             n["round"],
             f3(&n["val_score"]),
             esc(&demos.join(", ")),
@@ -207,7 +211,7 @@ pre{{background:#f6f6f6;padding:.8rem;white-space:pre-wrap}}.diff .ins{{backgrou
 {delta}{gap}
 <p>Stopped: {stop}. Wall time {wall:.1} s.</p>
 <h2>Val score per round</h2>{chart}
-<h2>Best prompt</h2><pre id=\"best\">{best}</pre>
+<h2>Best prompt</h2>{repaired}<pre id=\"best\">{best}</pre>
 <h2>Initial → best, message by message</h2>{diffs}
 <h2>Lineage of the pool</h2>{lineage}
 <h2>Ledger</h2><table><tr><th>round</th><th>kind</th><th>hypothesis</th><th>minibatch (parent)</th><th>val</th><th>verdict</th></tr>{rows}</table>
@@ -226,6 +230,11 @@ pre{{background:#f6f6f6;padding:.8rem;white-space:pre-wrap}}.diff .ins{{backgrou
         wall = d["wall_seconds"].as_f64().unwrap_or(0.0),
         chart = chart(d),
         best = esc(d["best_prompt"].as_str().unwrap_or("")),
+        repaired = if d["best_repaired"] == true {
+            format!("<p class=\"claim\">{}</p>", esc(super::REPAIRED_NOTE))
+        } else {
+            String::new()
+        },
         diffs = prompt_diff(d),
         lineage = lineage(d),
         sc = u["student_calls"],

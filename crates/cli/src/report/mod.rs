@@ -76,7 +76,12 @@ fn markdown(d: &Value) -> String {
         f3(&d["test_score"]),
         ci(&d["test_ci95"]),
     );
-    s.push_str("## Best prompt\n\n```text\n");
+    s.push_str("## Best prompt\n\n");
+    if d["best_repaired"] == true {
+        s.push_str(REPAIRED_NOTE);
+        s.push_str("\n\n");
+    }
+    s.push_str("```text\n");
     s.push_str(d["best_prompt"].as_str().unwrap_or(""));
     s.push_str("\n```\n\n## Ledger\n\n| round | kind | hypothesis | minibatch (parent) | val | verdict |\n|---|---|---|---|---|---|\n");
     for r in d["rounds"].as_array().into_iter().flatten() {
@@ -102,6 +107,9 @@ fn markdown(d: &Value) -> String {
     ));
     s
 }
+
+/// What a report says above a best prompt that the repair made.
+pub(super) const REPAIRED_NOTE: &str = "Repaired: the teacher's rewrite dropped inputs and the engine appended them at the end; read it before adopting it.";
 
 /// The run's claim about test, as the result states it (older documents: the scores).
 pub(super) fn claim(d: &Value) -> String {

@@ -1,0 +1,76 @@
+//! Asking the teacher for a child's rewrite: the brief (the task, the parent, its failures,
+//! the ledger, the merge partner) and the sampling of this child's proposal.
+
+use metaprompt_core::Role;
+use metaprompt_core::run::RunEvent;
+
+use crate::brief::{Brief, MergeWith};
+use crate::evaluate::Evaluation;
+use crate::pool::Candidate;
+use crate::round::{ChildPlan, RoundCtx};
+use crate::run::Run;
+use crate::teacher::{Proposal, TeacherCall};
+
+impl Run<'_> {
+    pub(crate) async fn ask_teacher(
+        &self,
+        ctx: RoundCtx<'_>,
+        plan: &ChildPlan,
+        parent_eval: &Evaluation,
+        parent: &Candidate,
+        other: Option<&Candidate>,
+    ) -> Proposal {
+        let RoundCtx {
+            state,
+            round,
+            guards,
+            n,
+        } = ctx;
+        let cfg = &self.checked.request.config;
+        let ledger_start = state.history.len().saturating_sub(cfg.ledger_size);
+        let wins =
+            |a: &Candidate, b: &Candidate| a.val.iter().zip(&b.val).filter(|(x, y)| x > y).count();
+        let editable: Vec<Role> = guards.editable.iter().copied().collect();
+        let brief = Brief {
+            task: &self.checked.request.task_description,
+            current: &parent.prompt,
+            editable,
+            required: guards.required.iter().cloned().collect(),
+            labels: self.checked.labels.clone(),
+            ledger: &state.history[ledger_start..],
+            evaluation: parent_eval,
+            max_failures: cfg.max_failures,
+            max_successes: cfg.max_successes,
+            budget_chars: cfg.teacher_input_budget,
+            proposal: (plan.index, n),
+            merge: other.map(|o| MergeWith {
+                other: &o.prompt,
+                wins: wins(parent, o),
+                other_wins: wins(o, parent),
+            }),
+        };
+        let call = TeacherCall {
+            teacher: &self.models.teacher,
+            temperature: cfg.teacher_temperature + 0.1 * plan.index as f32,
+            max_tokens: cfg.teacher_max_tokens,
+            frequency_penalty: cfg.teacher_frequency_penalty,
+            seed: plan.seed,
+            retries: cfg.teacher_retries,
+            append_inputs: cfg.append_inputs,
+        };
+        let p = call.propose(&brief, &parent.prompt, guards).await;
+        for v in &p.rejections {
+            self.events.emit(&RunEvent::GuardRejected {
+                round,
+                violation: v.clone(),
+            });
+        }
+        if !p.hypothesis.is_empty() {
+            self.events.emit(&RunEvent::TeacherProposed {
+                round,
+                hypothesis: p.hypothesis.clone(),
+            });
+        }
+        p
+    }
+}
