@@ -117,13 +117,16 @@ async fn sigkill_while_the_batch_runs_then_resume_re_attaches_to_the_same_batch(
         serde_json::from_str(&std::fs::read_to_string(out.join("result.json")).unwrap()).unwrap();
     assert_eq!(r["stop_reason"], "completed");
     // The baseline's batch was re-attached to, not made again: one batch for it, one more for
-    // each child scored on val.
+    // each distinct prompt scored on val (two children of a round that made the same prompt
+    // share one evaluation).
     let children_on_val = r["rounds"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|c| !c["val_score"].is_null())
-        .count() as u64;
+        .map(|c| (c["candidate_prompt"].to_string(), c["demo_ids"].to_string()))
+        .collect::<std::collections::BTreeSet<_>>()
+        .len() as u64;
     assert_eq!(s.batches_created, 1 + children_on_val, "{s:?}");
     assert_eq!(s.repeated_student, 0, "{s:?}");
     let runs = run(&["runs", "--store", "shared.db"], dir.path());

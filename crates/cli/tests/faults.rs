@@ -151,7 +151,13 @@ async fn a_teacher_returning_garbage_for_a_round_fails_that_round_only() {
     .await
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path(), &server.base_url(), "", PROMPT);
+    // One rewrite per round, so the garbage reply is round 1's only child.
+    let cfg = config(
+        dir.path(),
+        &server.base_url(),
+        "proposals_per_round = 1\nparents_per_round = 1\nmutations = [\"rewrite\"]",
+        PROMPT,
+    );
     let out = dir.path().join("run");
     let o = optimize(&cfg, &out, &[]).await;
     assert!(o.status.success(), "{}", text(&o.stderr));
@@ -272,6 +278,7 @@ async fn sigint_exits_130_and_resume_gives_the_uninterrupted_result() {
     let doc: Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("result.json")).unwrap()).unwrap();
     assert_eq!(doc["stop_reason"], "completed");
-    assert_eq!(doc["rounds"].as_array().unwrap().len(), 3);
+    // 3 rounds of the default 4 proposals.
+    assert_eq!(doc["rounds"].as_array().unwrap().len(), 12);
     assert_eq!(essence(&doc), essence(&clean), "the resumed run differs");
 }

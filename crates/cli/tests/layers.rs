@@ -122,7 +122,12 @@ async fn a_dry_run_projects_each_role_and_the_run_makes_exactly_that() {
     // One round: its rewrite (the mock's first idea) wins the gate, so nothing is refused.
     let server = MockServer::start(marked()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let cfg = judge_config(dir.path(), &server.base_url(), "num_rounds = 1\n", false);
+    let cfg = judge_config(
+        dir.path(),
+        &server.base_url(),
+        "num_rounds = 1\nproposals_per_round = 1\nparents_per_round = 1\nmutations = [\"rewrite\"]\n",
+        false,
+    );
     let cfg_text = std::fs::read_to_string(&cfg)
         .unwrap()
         .replace("num_rounds = 3\n", "");

@@ -36,7 +36,7 @@ struct Prepared {
 
 /// How many train rows (outside the gate minibatch) the parent is scored on to find its own
 /// correct answers, per demonstration wanted.
-const BOOTSTRAP_ROWS_PER_DEMO: usize = 4;
+pub(crate) const BOOTSTRAP_ROWS_PER_DEMO: usize = 4;
 
 impl Run<'_> {
     /// Computes one child from the round's shared state.

@@ -80,7 +80,8 @@ pub struct OptimizerConfig {
     /// Seed of minibatches, parent draws, demonstrations and teacher sampling.
     pub seed: u64,
     /// Children proposed per round, each gated on its own minibatch, all screened
-    /// concurrently.
+    /// concurrently. Default 4 (with 2 parents and rewrite+demos+merge: the best of the
+    /// settings measured in docs/concepts.md).
     #[serde(alias = "candidates_per_round")]
     pub proposals_per_round: usize,
     /// Distinct parents per round (children are spread over them).
@@ -94,9 +95,12 @@ pub struct OptimizerConfig {
     /// How one demonstration is written into the prompt: the prompt's variables, plus
     /// `{answer}`. Default: one `Name: {variable}` line per variable, then `Answer: {answer}`.
     pub demo_template: Option<String>,
-    /// When a candidate becomes the best: `paired` (a paired test must say it wins) or `mean`.
+    /// When a candidate becomes the best: `paired` (a paired test must say it wins, the
+    /// error rate spent over the run's tests), `paired_uncorrected` (each test at the full
+    /// level) or `mean`.
     pub acceptance: Acceptance,
-    /// Confidence of the paired test (one-sided).
+    /// Confidence of the paired tests (one-sided): 1 − the chance that a run promotes a
+    /// candidate no better than the best, over all of its tests.
     pub confidence: f64,
     /// The roles of the prompt's messages the teacher may rewrite (default: every message).
     pub editable: Option<Vec<Role>>,
@@ -116,6 +120,12 @@ pub struct OptimizerConfig {
     /// When only missing variables remain after the retries, append them in a labelled input
     /// block instead of failing the child.
     pub append_inputs: bool,
+    /// The fewest words a rewrite's instruction may have (its text less the variables and
+    /// the labels of input lines such as `Word: {word}`); 0 disables. A reply that is empty,
+    /// only label values (`positive`) or shorter is refused like any guard violation and is
+    /// never repaired into a candidate. Default 4: "Answer spam or ham." passes, a bare label
+    /// or "positive or negative" does not; every initial prompt of the examples has 8 or more.
+    pub min_instruction_words: usize,
     /// A child must beat its parent on the minibatch by more than this.
     pub min_delta: f64,
     /// Refuse rewrites that copy an 8-word run from a train row's reference answer.
@@ -160,10 +170,14 @@ impl Default for OptimizerConfig {
             eval_subset_size: DEFAULT_EVAL_SUBSET_SIZE,
             concurrency: 16,
             seed: 0,
-            proposals_per_round: 1,
-            parents_per_round: 1,
+            proposals_per_round: 4,
+            parents_per_round: 2,
             parent_selection: ParentSelection::Pareto,
-            mutations: vec![MutationKind::Rewrite],
+            mutations: vec![
+                MutationKind::Rewrite,
+                MutationKind::Demos,
+                MutationKind::Merge,
+            ],
             max_demos: 4,
             demo_template: None,
             acceptance: Acceptance::Paired,
@@ -176,6 +190,7 @@ impl Default for OptimizerConfig {
             max_prompt_chars: None,
             teacher_retries: 2,
             append_inputs: true,
+            min_instruction_words: 4,
             min_delta: 0.0,
             forbid_reference_copy: false,
             target_score: None,

@@ -46,6 +46,11 @@ pub enum Violation {
         "the {0} message may not be changed; return it exactly as it was and rewrite only the {1} message(s)"
     )]
     NotEditable(Role, String),
+    /// An instruction that is empty, only label values or too short to instruct.
+    #[error(
+        "the prompt's instruction {0}; write instructions in full sentences that tell the model how to decide, and keep the input variables"
+    )]
+    Degenerate(String),
     /// The messages do not match the prompt's roles in order.
     #[error("return every message of the prompt, in order, with roles {0}; got {1}")]
     Structure(String, String),
@@ -137,6 +142,11 @@ pub struct GuardContext {
     pub reference_ngrams: BTreeSet<String>,
     /// The roles the teacher may rewrite.
     pub editable: BTreeSet<Role>,
+    /// The answers a label field takes (lowercased), when there are few of them: an
+    /// instruction made only of these is a label, not an instruction.
+    pub label_values: BTreeSet<String>,
+    /// The fewest words an instruction may have (0: no minimum).
+    pub min_instruction_words: usize,
 }
 
 /// A rewrite that passed, possibly after repair.
@@ -156,6 +166,35 @@ fn words(text: &str) -> Vec<String> {
         })
         .filter(|w| !w.is_empty())
         .collect()
+}
+
+/// The words of a prompt's instruction: its text without variables, and without the short
+/// labels of lines that only introduce an input (`Word: {word}`).
+pub(crate) fn instruction_words(prompt: &Prompt) -> Vec<String> {
+    let mut out = Vec::new();
+    for m in prompt.messages() {
+        for line in m.template.source().lines() {
+            let mut text = String::new();
+            let mut depth = 0usize;
+            for c in line.chars() {
+                match c {
+                    '{' => depth += 1,
+                    '}' => depth = depth.saturating_sub(1),
+                    _ if depth == 0 => text.push(c),
+                    _ => {}
+                }
+            }
+            let has_var = line.contains('{') && text.len() < line.len();
+            let label_only = has_var && {
+                let t = text.trim().trim_end_matches([':', '-', '=']).trim();
+                t.split_whitespace().count() <= 3 && text.trim_end().ends_with([':', '-', '='])
+            };
+            if !label_only {
+                out.extend(words(&text));
+            }
+        }
+    }
+    out
 }
 
 fn eight_grams(text: &str) -> Vec<String> {
@@ -295,6 +334,9 @@ impl GuardContext {
         {
             return Err(Violation::CopiesReference(g));
         }
+        if let Some(why) = self.degenerate(&prompt) {
+            return Err(Violation::Degenerate(why));
+        }
         let missing: Vec<String> = self.required.difference(&used).cloned().collect();
         if !missing.is_empty() {
             return Err(Violation::MissingVariables(missing));
@@ -335,6 +377,27 @@ impl GuardContext {
         })
     }
 
+    /// Why a prompt's instruction is degenerate, if it is: its words, less the variables and
+    /// the labels of input lines (`Word: {word}`), are none, only label values, or fewer than
+    /// `min_instruction_words`.
+    fn degenerate(&self, prompt: &Prompt) -> Option<String> {
+        let words = instruction_words(prompt);
+        if words.is_empty() {
+            return Some("is empty: the prompt holds only its inputs".into());
+        }
+        if !self.label_values.is_empty() && words.iter().all(|w| self.label_values.contains(w)) {
+            return Some(format!("is only a label value (\"{}\")", words.join(" ")));
+        }
+        if words.len() < self.min_instruction_words {
+            return Some(format!(
+                "has {} word(s); the minimum is {}",
+                words.len(),
+                self.min_instruction_words
+            ));
+        }
+        None
+    }
+
     fn may_edit(&self, prompt: &Prompt, role: Role) -> bool {
         prompt.is_single() || self.editable.contains(&role)
     }
@@ -353,6 +416,46 @@ mod tests {
             editable: [Role::User].into(),
             ..GuardContext::default()
         }
+    }
+
+    #[test]
+    fn degenerate_instructions_are_refused() {
+        let c = GuardContext {
+            label_values: ["positive".to_string(), "negative".into()].into(),
+            min_instruction_words: 4,
+            ..ctx()
+        };
+        let degenerate = |t: &str| matches!(c.check(t), Err(Violation::Degenerate(_)));
+        assert!(degenerate("{text}"), "empty");
+        assert!(degenerate("Text: {text}"), "only an input line");
+        assert!(degenerate("positive\n\nText: {text}"), "a bare label");
+        assert!(degenerate("Positive!\n{text}"), "a label, punctuated");
+        assert!(degenerate("positive or negative\n{text}"), "three words");
+        assert!(degenerate("positive"), "a label that also drops the input");
+        assert!(
+            c.check("Answer positive or negative.\n\nText: {text}")
+                .is_ok()
+        );
+        assert!(
+            c.check("Classify the sentiment of {text} as positive or negative.")
+                .is_ok()
+        );
+        // 0 disables the minimum; the label-only rule stays.
+        let off = GuardContext {
+            min_instruction_words: 0,
+            ..c.clone()
+        };
+        assert!(off.check("Classify.\n{text}").is_ok());
+        assert!(matches!(
+            off.check("negative {text}"),
+            Err(Violation::Degenerate(_))
+        ));
+        // The repair never makes a candidate of a degenerate reply.
+        let bare = Prompt::parse("positive").unwrap();
+        assert!(matches!(
+            c.repair(&bare, &["text".to_string()]),
+            Err(Violation::Degenerate(_))
+        ));
     }
 
     #[test]

@@ -202,13 +202,20 @@ impl MetaPromptOptimizer {
         let baseline = req.initial_prompts.len() as u64 * val;
         // Children of each kind, in the order the run uses them.
         let mut teacher_children = 0u64;
+        let mut demos_children = 0u64;
         for turn in 0..rounds * n {
             let kind = cfg.mutations[(turn as usize) % cfg.mutations.len()];
-            if kind != MutationKind::Demos {
+            if kind == MutationKind::Demos {
+                demos_children += 1;
+            } else {
                 teacher_children += 1;
             }
         }
-        let student = baseline + rounds * n * (2 * m + val) + 2 * test;
+        // A demos child also scores its parent on train rows outside its minibatch, to find
+        // the student's own correct answers.
+        let bootstrap = (cfg.max_demos.max(1) * crate::child::BOOTSTRAP_ROWS_PER_DEMO)
+            .min(train.saturating_sub(m as usize)) as u64;
+        let student = baseline + rounds * n * (2 * m + val) + demos_children * bootstrap + 2 * test;
         let judge = student * u64::from(req.evaluator.model_calls_per_item());
         let teacher = teacher_children;
         let teacher_max = teacher * (1 + u64::from(cfg.teacher_retries));

@@ -160,6 +160,8 @@ impl OptimizeRequest {
                 .max_prompt_chars
                 .unwrap_or((longest * 4).max(2000)),
             editable,
+            label_values: label_values(&splits.train, &labels),
+            min_instruction_words: self.config.min_instruction_words,
             ..GuardContext::default()
         };
         if self.config.forbid_reference_copy {
@@ -186,6 +188,37 @@ impl OptimizeRequest {
             warnings,
         })
     }
+}
+
+/// The words of the label fields' values in train (lowercased), when the labels are a small
+/// set of short values (a classification task); empty otherwise.
+fn label_values(
+    train: &[metaprompt_core::Row],
+    labels: &[String],
+) -> std::collections::BTreeSet<String> {
+    let mut values = std::collections::BTreeSet::new();
+    for r in train {
+        for l in labels {
+            if let Some(t) = r.text(l) {
+                let t = t.trim().to_lowercase();
+                if t.split_whitespace().count() > 3 {
+                    return Default::default();
+                }
+                values.insert(t);
+                if values.len() > 20 {
+                    return Default::default();
+                }
+            }
+        }
+    }
+    values
+        .iter()
+        .flat_map(|v| {
+            v.split_whitespace()
+                .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()).to_string())
+        })
+        .filter(|w| !w.is_empty())
+        .collect()
 }
 
 /// A request that passed [`OptimizeRequest::check`], with what the check prepared.

@@ -33,7 +33,7 @@ pub(crate) struct Run<'a> {
     pub(crate) cancel: CancelFlag,
     /// Scores already computed this session, keyed by prompt and rows. Only a shortcut: the
     /// cache would answer the same calls; never checkpointed.
-    memo: Mutex<HashMap<String, Arc<Evaluation>>>,
+    memo: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Arc<Evaluation>>>>>,
     /// Provider batches' executors and answers.
     pub(crate) batching: Arc<Batching>,
     run_id: String,
@@ -116,33 +116,33 @@ impl<'a> Run<'a> {
         phase: Phase,
     ) -> Result<Arc<Evaluation>, Stop> {
         let key = memo_key(prompt, rows);
-        let hit = self
-            .memo
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(&key)
-            .cloned();
-        if let Some(e) = hit {
-            return Ok(e);
-        }
-        self.prefetch(prompt, rows, phase).await?;
-        let e = Arc::new(self.scorer.evaluate(prompt, rows, phase).await?);
-        if !e.outcomes.is_empty() {
-            let rate = e.errors as f64 / e.outcomes.len() as f64;
-            if rate > self.checked.request.config.max_error_rate {
-                return Err(Stop::Error(EngineError::EvaluatorUnhealthy {
-                    phase,
-                    errors: e.errors,
-                    total: e.outcomes.len(),
-                    sample: e.first_error(),
-                }));
+        // One cell per prompt and rows: two children of a round that made the same prompt
+        // wait for one evaluation instead of paying for it twice.
+        let cell = Arc::clone(
+            self.memo
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .entry(key)
+                .or_default(),
+        );
+        cell.get_or_try_init(|| async {
+            self.prefetch(prompt, rows, phase).await?;
+            let e = Arc::new(self.scorer.evaluate(prompt, rows, phase).await?);
+            if !e.outcomes.is_empty() {
+                let rate = e.errors as f64 / e.outcomes.len() as f64;
+                if rate > self.checked.request.config.max_error_rate {
+                    return Err(Stop::Error(EngineError::EvaluatorUnhealthy {
+                        phase,
+                        errors: e.errors,
+                        total: e.outcomes.len(),
+                        sample: e.first_error(),
+                    }));
+                }
             }
-        }
-        self.memo
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(key, Arc::clone(&e));
-        Ok(e)
+            Ok(e)
+        })
+        .await
+        .cloned()
     }
 
     /// Scores every initial prompt on val: the pool's first candidates.
@@ -312,7 +312,7 @@ impl<'a> Run<'a> {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(&memo_key(&best_prompt, &self.checked.splits.val))
-            .map(|e| worst_examples(e, 5))
+            .and_then(|cell| cell.get().map(|e| worst_examples(e, 5)))
             .unwrap_or_default();
         self.events.emit(&RunEvent::Finished {
             stop_reason: stop,

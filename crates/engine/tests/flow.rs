@@ -114,6 +114,32 @@ async fn a_repaired_best_prompt_says_so_in_its_lineage_and_verdict() {
 }
 
 #[tokio::test]
+async fn a_bare_label_reply_is_refused_re_asked_and_never_repaired() {
+    let teacher = Arc::new(ScriptedModel::new("t").replies([
+        rewrite("label", "spam"),
+        rewrite("label", "spam"),
+        rewrite("label", "spam"),
+    ]));
+    let mut req = request(accuracy_student(), 1);
+    req.config.min_instruction_words = 4;
+    let res = optimizer(teacher.clone(), Arc::default())
+        .optimize(req)
+        .await
+        .unwrap();
+    assert_eq!(teacher.call_count(), 3, "initial ask plus two re-asks");
+    let reask = &teacher.requests()[1].messages;
+    assert!(
+        reask.last().unwrap().content.contains("only a label value"),
+        "{:?}",
+        reask.last()
+    );
+    let h = &res.history[0];
+    assert!(h.failed && !h.repaired && h.val_score.is_none(), "{h:?}");
+    assert_eq!(res.best_prompt.text(), BASE);
+    assert!(!res.best_repaired);
+}
+
+#[tokio::test]
 async fn a_rewrite_reading_the_label_is_refused() {
     let teacher = Arc::new(ScriptedModel::new("t").replies([
         rewrite("leak", "The answer is {label}. {text}"),

@@ -110,6 +110,9 @@ fn request(n: usize) -> OptimizeRequest {
     r.config.eval_subset_size = 40;
     // One line of descent, as the scripted teacher builds each rewrite on the last accepted.
     r.config.parent_selection = metaprompt_engine::ParentSelection::Current;
+    r.config.proposals_per_round = 1;
+    r.config.parents_per_round = 1;
+    r.config.mutations = vec![metaprompt_engine::MutationKind::Rewrite];
     r
 }
 

@@ -60,6 +60,40 @@ async fn main() {
             res.stop_reason
         );
     }
+    // The old defaults (one rewrite per round, each paired test at the full level) against
+    // today's (engine defaults), at the same budget of calls.
+    println!();
+    println!("old defaults vs defaults, call budget {budget}, concurrency 16 (the default)");
+    println!("setting        rounds  wall s  student calls  children  val-scored  val");
+    for old in [true, false] {
+        let mut req = request(&base_url);
+        req.config = metaprompt::engine::OptimizerConfig::default();
+        req.config.num_rounds = 64;
+        req.config.max_llm_calls = Some(budget);
+        if old {
+            req.config.proposals_per_round = 1;
+            req.config.parents_per_round = 1;
+            req.config.mutations = vec![MutationKind::Rewrite];
+            req.config.acceptance = metaprompt::engine::Acceptance::PairedUncorrected;
+        }
+        let opt = MetaPromptOptimizer::builder()
+            .teacher(model(&base_url, "teacher"))
+            .build()
+            .unwrap();
+        let start = Instant::now();
+        let res = opt.optimize(req).await.unwrap();
+        let wall = start.elapsed().as_secs_f64();
+        let scored = res.history.iter().filter(|r| r.val_score.is_some()).count();
+        let rounds = res.history.iter().map(|r| r.round).max().unwrap_or(0);
+        println!(
+            "{:<13}  {rounds:>6}  {wall:>6.2}  {:>13}  {:>8}  {scored:>10}  {:.3} -> {:.3}",
+            if old { "old defaults" } else { "defaults" },
+            res.usage.student_calls,
+            res.history.len(),
+            res.initial_score,
+            res.final_score
+        );
+    }
 }
 
 /// One run of `req` with rewrites only, a minibatch of 40 and 64 calls in flight.

@@ -66,6 +66,11 @@ async fn smollm2_optimizes_a_small_task_end_to_end() {
     );
     req.task_description = "Decide whether an SMS message is spam.".into();
     req.config.num_rounds = 2;
+    // One rewrite per round keeps the real inference short; the wide search is the engine
+    // tests' business.
+    req.config.proposals_per_round = 1;
+    req.config.parents_per_round = 1;
+    req.config.mutations = vec![metaprompt::engine::MutationKind::Rewrite];
     req.config.eval_subset_size = 6;
     req.student_params.max_tokens = Some(4);
     req.config.teacher_max_tokens = 320;

@@ -2,6 +2,8 @@
 //! accuracy depends on which instructions the prompt holds, scripted teachers.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod sim;
+
 use std::sync::{Arc, Mutex};
 
 use metaprompt_core::run::{Phase, RunEvent};
@@ -9,7 +11,7 @@ use metaprompt_core::testing::ScriptedModel;
 use metaprompt_core::{ChatRequest, EventSink, Prompt, Row};
 use metaprompt_data::{BasicDataMapper, Dataset, SplitConfig};
 use metaprompt_engine::{
-    Acceptance, DataSource, MetaPromptOptimizer, OptimizeRequest, ParentSelection,
+    Acceptance, DataSource, MetaPromptOptimizer, MutationKind, OptimizeRequest, ParentSelection,
 };
 use metaprompt_evals::{ExactMatch, Normalize};
 use serde_json::json;
@@ -92,8 +94,8 @@ pub fn request(student: Arc<ScriptedModel>, rounds: u32) -> OptimizeRequest {
     request_on(student, dataset(40), rounds)
 }
 
-/// A request on `ds` that follows one line of descent (`parent_selection = "current"`) and
-/// accepts on a higher val mean (10 val rows are too few for the paired test), as the
+/// A request on `ds` that follows one line of descent (`parent_selection = "current"`, one
+/// rewrite per round) and accepts on a higher val mean (10 val rows are too few for the paired test), as the
 /// protocol tests expect; the search tests set their own.
 pub fn request_on(student: Arc<ScriptedModel>, ds: Dataset, rounds: u32) -> OptimizeRequest {
     let mapper = BasicDataMapper::for_dataset(
@@ -120,6 +122,11 @@ pub fn request_on(student: Arc<ScriptedModel>, ds: Dataset, rounds: u32) -> Opti
     r.config.num_rounds = rounds;
     r.config.eval_subset_size = 8;
     r.config.parent_selection = ParentSelection::Current;
+    r.config.proposals_per_round = 1;
+    r.config.parents_per_round = 1;
+    r.config.mutations = vec![MutationKind::Rewrite];
+    // The scripted rewrites are symbols (`RULE-A`), not sentences.
+    r.config.min_instruction_words = 0;
     r.config.acceptance = Acceptance::Mean;
     r.task_description = "Decide whether an SMS message is spam.".into();
     r
