@@ -11,11 +11,14 @@
 //! - `doctor`: prints each prerequisite (found, with its path, or missing, with the install
 //!   command for apt, dnf, pacman and brew), the model cache and the target directory; fails
 //!   when something is missing.
+//! - `tidy`: no file of `crates/*/src` over 400 lines; no two files of one crate that import
+//!   each other, directly or through others.
 //! - `prereqs [--install]`: the same check; with `--install`, as root with apt-get, installs
 //!   what is missing (`.ci/run` calls this).
 
 mod codegen;
 mod doctor;
+mod imports;
 mod libclang;
 mod prereqs;
 mod reference;
@@ -39,6 +42,7 @@ Commands:
   prereqs [--install]  check the prerequisites (and install them as root with apt-get)
   codegen [--check]  regenerate (or check) docs/config.schema.json, docs/config-reference.md, docs/result.schema.json
   release --check  check that every publishable crate is ready
+  tidy          check that no file of crates/*/src has over 400 lines and no two files of a crate import each other
 ";
 
 fn main() -> ExitCode {
@@ -61,6 +65,7 @@ fn run() -> Result<()> {
         "fetch-model" => fetch_model().map(|_| ()),
         "llama-reference" => reference::run(),
         "doctor" => doctor::run(),
+        "tidy" => tidy::run(&root()?),
         "prereqs" => {
             prereqs::ensure(rest.iter().any(|a| a == "--install"))?;
             eprint!("{}", prereqs::Report::probe().render());

@@ -1,4 +1,71 @@
-//! Tidy tests: repository rules enforced by `cargo test -p xtask`.
+//! Repository rules: `cargo xtask tidy` checks the ones about source files (line limits,
+//! import cycles); `cargo test -p xtask` enforces those and the rest.
+
+use std::path::Path;
+
+use anyhow::{Result, bail};
+
+use crate::imports::{cycles, rust_files};
+
+/// Longest source file of a library or binary (`crates/*/src`): a file a newcomer can hold in
+/// mind.
+pub(crate) const MAX_SRC_LINES: usize = 400;
+
+/// Files of `crates/*/src` over [`MAX_SRC_LINES`].
+pub(crate) fn long_files(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for src in crate_sources(root) {
+        for f in rust_files(&src) {
+            let lines = std::fs::read_to_string(&f).map_or(0, |t| t.lines().count());
+            if lines > MAX_SRC_LINES {
+                out.push(format!(
+                    "{} has {lines} lines (limit {MAX_SRC_LINES}); split it along its concepts",
+                    f.strip_prefix(root).unwrap_or(&f).display()
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Files of one crate that import each other, directly or through others.
+pub(crate) fn import_cycles(root: &Path) -> Vec<String> {
+    crate_sources(root)
+        .iter()
+        .flat_map(|src| cycles(src, root))
+        .map(|c| format!("import cycle: {c}; the lower file must not import the upper"))
+        .collect()
+}
+
+/// The `src` directory of every crate and of xtask.
+fn crate_sources(root: &Path) -> Vec<std::path::PathBuf> {
+    let mut dirs: Vec<_> = std::fs::read_dir(root.join("crates"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("src"))
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.push(root.join("xtask/src"));
+    dirs.sort();
+    dirs
+}
+
+/// `cargo xtask tidy`.
+pub(crate) fn run(root: &Path) -> Result<()> {
+    let problems: Vec<String> = long_files(root)
+        .into_iter()
+        .chain(import_cycles(root))
+        .collect();
+    for p in &problems {
+        eprintln!("{p}");
+    }
+    if !problems.is_empty() {
+        bail!("{} tidy problem(s)", problems.len());
+    }
+    eprintln!("tidy: no file over {MAX_SRC_LINES} lines, no import cycle");
+    Ok(())
+}
 
 #[cfg(test)]
 mod tests {
