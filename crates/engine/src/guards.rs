@@ -1,5 +1,7 @@
 //! Guards: checks every rewrite must pass before it costs a single student call.
 
+mod instruction;
+
 use std::collections::BTreeSet;
 
 use metaprompt_core::{Prompt, PromptMessage, PromptTemplate, Role, TemplateError};
@@ -166,35 +168,6 @@ fn words(text: &str) -> Vec<String> {
         })
         .filter(|w| !w.is_empty())
         .collect()
-}
-
-/// The words of a prompt's instruction: its text without variables, and without the short
-/// labels of lines that only introduce an input (`Word: {word}`).
-pub(crate) fn instruction_words(prompt: &Prompt) -> Vec<String> {
-    let mut out = Vec::new();
-    for m in prompt.messages() {
-        for line in m.template.source().lines() {
-            let mut text = String::new();
-            let mut depth = 0usize;
-            for c in line.chars() {
-                match c {
-                    '{' => depth += 1,
-                    '}' => depth = depth.saturating_sub(1),
-                    _ if depth == 0 => text.push(c),
-                    _ => {}
-                }
-            }
-            let has_var = line.contains('{') && text.len() < line.len();
-            let label_only = has_var && {
-                let t = text.trim().trim_end_matches([':', '-', '=']).trim();
-                t.split_whitespace().count() <= 3 && text.trim_end().ends_with([':', '-', '='])
-            };
-            if !label_only {
-                out.extend(words(&text));
-            }
-        }
-    }
-    out
 }
 
 fn eight_grams(text: &str) -> Vec<String> {
@@ -375,27 +348,6 @@ impl GuardContext {
             prompt: c.prompt,
             repaired: true,
         })
-    }
-
-    /// Why a prompt's instruction is degenerate, if it is: its words, less the variables and
-    /// the labels of input lines (`Word: {word}`), are none, only label values, or fewer than
-    /// `min_instruction_words`.
-    fn degenerate(&self, prompt: &Prompt) -> Option<String> {
-        let words = instruction_words(prompt);
-        if words.is_empty() {
-            return Some("is empty: the prompt holds only its inputs".into());
-        }
-        if !self.label_values.is_empty() && words.iter().all(|w| self.label_values.contains(w)) {
-            return Some(format!("is only a label value (\"{}\")", words.join(" ")));
-        }
-        if words.len() < self.min_instruction_words {
-            return Some(format!(
-                "has {} word(s); the minimum is {}",
-                words.len(),
-                self.min_instruction_words
-            ));
-        }
-        None
     }
 
     fn may_edit(&self, prompt: &Prompt, role: Role) -> bool {
