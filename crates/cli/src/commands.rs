@@ -2,7 +2,6 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::{Context, anyhow};
 use metaprompt::core::Prompt;
@@ -143,58 +142,6 @@ pub(crate) fn check_split(split: &str) -> Result<(), Failure> {
             "--split must be train, val, test or all, not `{split}`"
         )))
     }
-}
-
-pub(crate) async fn eval(
-    config_path: PathBuf,
-    prompt: String,
-    split: String,
-    json: bool,
-    batch: bool,
-) -> Result<u8, Failure> {
-    check_split(&split)?;
-    let loaded = config::load(&config_path).usage()?;
-    let prompt = read_prompt(&prompt)?;
-    let mut built = build::request(&loaded, None)?;
-    if batch {
-        if built.checked.request().batch.is_empty() {
-            return Err(Failure::Usage(anyhow!(
-                "--batch needs a model with a Batch API: add `batch = true` to [student] (provider \"openai\")"
-            )));
-        }
-        built
-            .checked
-            .set_batch_mode(metaprompt::engine::BatchMode::Always);
-    }
-    built.hosted.check().await?;
-    let mut optimizer = MetaPromptOptimizer::builder().teacher(built.teacher.clone());
-    // With a shared store, answers already paid for (by a run, or imported) are reused.
-    if let Some(store) = &loaded.config.output.store {
-        let s = SqliteStore::open_with_secrets(loaded.resolve(store), built.pool.secrets())
-            .map_err(|e| Failure::Runtime(anyhow!(e)))?;
-        optimizer = optimizer.cache(Arc::new(s));
-    }
-    let optimizer = optimizer.build().map_err(engine_failure)?;
-    let score = optimizer
-        .evaluate_prompt(&built.checked, &prompt, &split)
-        .await
-        .map_err(engine_failure)?;
-    if json {
-        let doc = serde_json::json!({
-            "split": score.split, "score": score.score, "ci95": score.ci95.map(|(a, b)| vec![a, b]),
-            "n": score.n, "errors": score.errors, "usage": score.usage,
-        });
-        println!("{doc}");
-    } else {
-        let ci = score
-            .ci95
-            .map_or(String::new(), |(a, b)| format!(" (95% CI {a:.3}–{b:.3})"));
-        println!(
-            "{}: {:.3}{ci} on {} rows, {} errors",
-            score.split, score.score, score.n, score.errors
-        );
-    }
-    Ok(0)
 }
 
 /// The demo's config and data, bundled: `metaprompt demo` runs exactly what

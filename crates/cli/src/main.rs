@@ -5,6 +5,7 @@ mod batch_cmd;
 mod build;
 mod commands;
 mod config;
+mod eval_cmd;
 mod hosted;
 mod model_cmd;
 mod models;
@@ -75,6 +76,13 @@ enum Command {
         /// `batch = true` in [student].
         #[arg(long)]
         batch: bool,
+        /// Write every row's answer to FILE as JSON lines: row_id, inputs, expected, output,
+        /// score, reason, error.
+        #[arg(long, value_name = "FILE")]
+        outputs: Option<PathBuf>,
+        /// Print the N lowest-scoring rows (output, expected, reason) after the score.
+        #[arg(long, value_name = "N")]
+        show: Option<usize>,
     },
     /// Batch files for an offline engine (vLLM's run-batch), and provider batches of runs.
     Batch {
@@ -226,7 +234,20 @@ fn main() -> ExitCode {
                 split,
                 json,
                 batch,
-            } => commands::eval(config, prompt, split, json, batch).await,
+                outputs,
+                show,
+            } => {
+                eval_cmd::eval(eval_cmd::EvalArgs {
+                    config,
+                    prompt,
+                    split,
+                    json,
+                    batch,
+                    outputs,
+                    show,
+                })
+                .await
+            }
             Command::Batch { action } => batch_cmd::run(action).await,
             Command::Demo { out, rounds, model } => commands::demo(out, rounds, model).await,
             Command::Model { action } => model_cmd::run(action).map(|()| 0).map_err(Failure::Usage),

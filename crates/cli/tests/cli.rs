@@ -88,8 +88,8 @@ async fn optimize_writes_every_output_and_a_valid_result() {
     ] {
         assert!(doc["usage"].get(k).is_some(), "usage lacks {k}");
     }
-    // 3 rounds of the default 4 proposals.
-    assert_eq!(doc["rounds"].as_array().unwrap().len(), 12);
+    // 3 rounds of the default 2 proposals.
+    assert_eq!(doc["rounds"].as_array().unwrap().len(), 6);
     assert_eq!(doc["stop_reason"], "completed");
     // The mock's student improves once told what spam looks like: the optimizer finds it.
     assert!(
@@ -102,7 +102,7 @@ async fn optimize_writes_every_output_and_a_valid_result() {
             .unwrap()
             .lines()
             .count(),
-        12
+        6
     );
     let stats = server.stats();
     assert_eq!(
@@ -222,11 +222,11 @@ async fn dry_run_makes_no_request() {
     .unwrap();
     assert!(o.status.success(), "{}", text(&o.stderr));
     let plan: Value = serde_json::from_slice(&o.stdout).unwrap();
-    // 48 rows: train 24, val 12, test 12; baseline 12 + 3 rounds × 4 children × (12 + 12 + 12)
-    // + 4 demos children × 12 bootstrap rows (the 24 − 12 train rows outside the minibatch)
-    // + 2 × 12 test; the teacher writes the 8 rewrites and merges.
-    assert_eq!(plan["student_calls"], 12 + 12 * 36 + 4 * 12 + 24);
-    assert_eq!(plan["teacher_calls"], 8);
+    // 48 rows: train 24, val 12, test 12; baseline 12 + 3 rounds × 2 children × (12 + 12 + 12)
+    // + 2 demos children × 12 bootstrap rows (the 24 − 12 train rows outside the minibatch)
+    // + 2 × 12 test; the teacher writes the 4 rewrites and merges.
+    assert_eq!(plan["student_calls"], 12 + 6 * 36 + 2 * 12 + 24);
+    assert_eq!(plan["teacher_calls"], 4);
     assert_eq!(server.stats().requests, 0);
 }
 

@@ -278,7 +278,7 @@ async fn sigint_exits_130_and_resume_gives_the_uninterrupted_result() {
     let doc: Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("result.json")).unwrap()).unwrap();
     assert_eq!(doc["stop_reason"], "completed");
-    // 3 rounds of the default 4 proposals.
-    assert_eq!(doc["rounds"].as_array().unwrap().len(), 12);
+    // 3 rounds of the default 2 proposals.
+    assert_eq!(doc["rounds"].as_array().unwrap().len(), 6);
     assert_eq!(essence(&doc), essence(&clean), "the resumed run differs");
 }

@@ -17,7 +17,8 @@ use common::sim::{
     kept_the_initial, null_task, reached_the_best, simulated_task, simulated_teacher,
 };
 use metaprompt_engine::{
-    Acceptance, MetaPromptOptimizer, MutationKind, OptimizeRequest, OptimizeResult, OptimizerConfig,
+    Acceptance, EditMode, MetaPromptOptimizer, MutationKind, OptimizeRequest, OptimizeResult,
+    OptimizerConfig,
 };
 
 use MutationKind::{Demos, Merge, Rewrite};
@@ -31,6 +32,7 @@ struct Setting {
     mutations: Option<Vec<MutationKind>>,
     confidence: Option<f64>,
     acceptance: Option<Acceptance>,
+    edit: Option<EditMode>,
 }
 
 impl Setting {
@@ -42,12 +44,20 @@ impl Setting {
             mutations: None,
             confidence: None,
             acceptance: None,
+            edit: None,
         }
     }
     fn wide(mut self, proposals: usize, parents: usize, mutations: &[MutationKind]) -> Self {
         self.proposals = Some(proposals);
         self.parents = Some(parents);
         self.mutations = Some(mutations.to_vec());
+        // The level the search rows are compared at (`accept` changes it).
+        self.acceptance = Some(Acceptance::Paired);
+        self.confidence = Some(0.9);
+        self
+    }
+    fn edit(mut self, edit: EditMode) -> Self {
+        self.edit = Some(edit);
         self
     }
     fn accept(mut self, acceptance: Acceptance, confidence: f64) -> Self {
@@ -64,6 +74,7 @@ impl Setting {
         }
         c.confidence = self.confidence.unwrap_or(c.confidence);
         c.acceptance = self.acceptance.unwrap_or(c.acceptance);
+        c.edit = self.edit.unwrap_or(c.edit);
     }
     fn describe(&self) -> String {
         let mut r = simulated_task(0);
@@ -71,7 +82,7 @@ impl Setting {
         self.apply(&mut r);
         let c = r.config;
         format!(
-            "{} × {} parents, {}, {} at {}",
+            "{} × {} parents, {}, {} at {}, {} edits",
             c.proposals_per_round,
             c.parents_per_round,
             c.mutations
@@ -84,7 +95,8 @@ impl Setting {
                 Acceptance::PairedUncorrected => "paired_uncorrected",
                 Acceptance::Mean => "mean",
             },
-            c.confidence
+            c.confidence,
+            format!("{:?}", c.edit).to_lowercase()
         )
     }
 }
@@ -92,9 +104,11 @@ impl Setting {
 fn settings() -> Vec<Setting> {
     let old = Setting::new("old defaults")
         .wide(1, 1, &[Rewrite])
-        .accept(Acceptance::PairedUncorrected, 0.9);
+        .accept(Acceptance::PairedUncorrected, 0.9)
+        .edit(EditMode::Whole);
     vec![
         Setting::new("defaults"),
+        Setting::new("").edit(EditMode::Whole),
         old,
         Setting::new("").wide(1, 1, &[Rewrite]),
         Setting::new("").wide(2, 1, &[Rewrite, Demos, Merge]),
@@ -102,15 +116,18 @@ fn settings() -> Vec<Setting> {
         Setting::new("").wide(4, 1, &[Rewrite, Demos, Merge]),
         Setting::new("").wide(4, 2, &[Rewrite, Demos, Merge]),
         Setting::new("").wide(4, 4, &[Rewrite, Demos, Merge]),
-        Setting::new("").wide(4, 2, &[Rewrite, Demos]),
-        Setting::new("").wide(4, 2, &[Rewrite, Rewrite, Demos, Merge]),
-        Setting::new("").wide(4, 2, &[Rewrite]),
+        Setting::new("").wide(2, 2, &[Rewrite, Demos]),
+        Setting::new("").wide(2, 2, &[Rewrite, Rewrite, Demos, Merge]),
+        Setting::new("").wide(2, 2, &[Rewrite]),
         Setting::new("")
-            .wide(4, 2, &[Rewrite, Demos, Merge])
+            .wide(2, 2, &[Rewrite, Demos, Merge])
             .accept(Acceptance::Paired, 0.95),
         Setting::new("")
-            .wide(4, 2, &[Rewrite, Demos, Merge])
+            .wide(2, 2, &[Rewrite, Demos, Merge])
             .accept(Acceptance::Paired, 0.8),
+        Setting::new("")
+            .wide(2, 2, &[Rewrite, Demos, Merge])
+            .accept(Acceptance::PairedUncorrected, 0.9),
         Setting::new("")
             .wide(4, 2, &[Rewrite, Demos, Merge])
             .accept(Acceptance::PairedUncorrected, 0.9),

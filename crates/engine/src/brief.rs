@@ -4,8 +4,11 @@
 use metaprompt_core::run::RoundRecord;
 use metaprompt_core::{Prompt, Role};
 
+use crate::edit::Layout;
 use crate::evaluate::{Evaluation, Outcome};
-use crate::teacher::{SYSTEM_PROMPT, render_ledger};
+use system::Shape;
+
+pub(crate) mod system;
 
 fn fence(tag: &str, text: &str, budget: usize, truncated: &mut bool) -> String {
     fence_as(tag, tag, text, budget, truncated)
@@ -100,6 +103,28 @@ pub(crate) fn show_prompt(p: &Prompt, editable: &[Role]) -> String {
         .join("\n")
 }
 
+/// An instruction edit: the instruction to rewrite and the inputs the engine keeps.
+fn show_instruction(l: &Layout) -> String {
+    let inputs = if l.inputs.is_empty() {
+        "(none)".to_string()
+    } else {
+        l.inputs.clone()
+    };
+    let place = if l.instruction_first {
+        "after"
+    } else {
+        "before"
+    };
+    let instruction = if l.instruction.is_empty() {
+        "(none yet: the prompt is only the inputs below; write the instruction that goes with them)"
+    } else {
+        &l.instruction
+    };
+    format!(
+        "<instruction>\n{instruction}\n</instruction>\nInputs (the engine puts them {place} your instruction; do not write them):\n<inputs>\n{inputs}\n</inputs>"
+    )
+}
+
 /// A second prompt to combine with the first (a merge), with how many val rows each wins.
 pub(crate) struct MergeWith<'a> {
     pub(crate) other: &'a Prompt,
@@ -121,20 +146,44 @@ pub(crate) struct Brief<'a> {
     pub(crate) budget_chars: usize,
     pub(crate) proposal: (usize, usize),
     pub(crate) merge: Option<MergeWith<'a>>,
+    /// Set when the teacher edits only the instruction of `current`.
+    pub(crate) layout: Option<Layout>,
 }
 
 impl Brief<'_> {
-    /// The system message: the method, and the reply's shape for this kind of prompt.
-    pub(crate) fn system_prompt(&self) -> String {
-        if self.current.is_single() {
-            return SYSTEM_PROMPT.to_string();
+    /// What the teacher returns for this prompt.
+    pub(crate) fn shape(&self) -> Shape {
+        match (&self.layout, self.current.is_single()) {
+            (Some(_), _) => Shape::Instruction,
+            (None, true) => Shape::Whole,
+            (None, false) => Shape::Chat,
         }
-        let head = SYSTEM_PROMPT
-            .rsplit_once("\n- Reply with JSON only")
-            .map_or(SYSTEM_PROMPT, |(h, _)| h);
-        format!(
-            "{head}\n- The prompt is a chat prompt: rewrite only the messages marked editable; return every message, in order, with its role, the fixed ones unchanged. Input variables may move between editable messages.\n- Reply with JSON only: {{\"analysis\": ..., \"hypothesis\": ..., \"messages\": [{{\"role\": ..., \"content\": ...}}, ...]}}."
-        )
+    }
+
+    /// A prompt as the teacher sees it: whole, or its instruction with the inputs kept.
+    fn show(&self, p: &Prompt) -> String {
+        match &self.layout {
+            None => show_prompt(p, &self.editable),
+            Some(_) => match Layout::of(p, &self.editable.iter().copied().collect()) {
+                Some(l) => show_instruction(&l),
+                None => show_prompt(p, &self.editable),
+            },
+        }
+    }
+
+    fn variables_line(&self) -> String {
+        let vars = self
+            .required
+            .iter()
+            .map(|v| format!("{{{v}}}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        match self.shape() {
+            Shape::Instruction => {
+                format!("The inputs ({vars}) are kept by the engine; refer to them in words.")
+            }
+            _ => format!("The prompt must keep: {vars}."),
+        }
     }
 
     /// The user message.
@@ -159,26 +208,19 @@ impl Brief<'_> {
             .collect();
         let vars = self.current.variables();
         let prompt_section = match &self.merge {
-            None => format!(
-                "## Current prompt\n{}",
-                show_prompt(self.current, &self.editable)
-            ),
+            None => format!("## Current prompt\n{}", self.show(self.current)),
             Some(m) => format!(
                 "## Two prompts to combine\nPrompt A scores higher than prompt B on {} validation examples, prompt B higher than A on {}. Write one prompt that keeps what makes each succeed.\n\n### Prompt A\n{}\n\n### Prompt B\n{}",
                 m.wins,
                 m.other_wins,
-                show_prompt(self.current, &self.editable),
-                show_prompt(m.other, &self.editable)
+                self.show(self.current),
+                self.show(m.other)
             ),
         };
         let head = format!(
-            "## Task\n{}\n\n{prompt_section}\n\n## Variables\nThe prompt must keep: {}.\nForbidden fields (expected answers; never use or mention): {}.\n\n## Ledger of earlier attempts\n{}\n\n## Scores\nMean score of the {} on this minibatch: {:.3} over {} examples.\n",
+            "## Task\n{}\n\n{prompt_section}\n\n## Variables\n{}\nForbidden fields (expected answers; never use or mention): {}.\n\n## Ledger of earlier attempts\n{}\n\n## Scores\nMean score of the {} on this minibatch: {:.3} over {} examples.\n",
             self.task,
-            self.required
-                .iter()
-                .map(|v| format!("{{{v}}}"))
-                .collect::<Vec<_>>()
-                .join(", "),
+            self.variables_line(),
             if self.labels.is_empty() {
                 "none".to_string()
             } else {
@@ -235,11 +277,60 @@ impl Brief<'_> {
                 self.proposal.1
             ));
         }
-        s.push_str(if self.current.is_single() {
-            "\nReturn the JSON with your analysis, hypothesis and the full improved prompt."
-        } else {
-            "\nReturn the JSON with your analysis, hypothesis and every message of the improved prompt."
+        s.push_str(match self.shape() {
+            Shape::Whole => {
+                "\nReturn the JSON with your analysis, hypothesis and the full improved prompt."
+            }
+            Shape::Chat => {
+                "\nReturn the JSON with your analysis, hypothesis and every message of the improved prompt."
+            }
+            Shape::Instruction => {
+                "\nReturn the JSON with your analysis, hypothesis and the improved instruction (sentences, without the inputs)."
+            }
         });
         s
     }
+}
+
+/// Renders the ledger for the teacher.
+pub(crate) fn render_ledger(ledger: &[RoundRecord]) -> String {
+    if ledger.is_empty() {
+        return "No earlier attempts.".into();
+    }
+    let f = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.3}"));
+    ledger
+        .iter()
+        .map(|r| {
+            format!(
+                "Round {}.{}: {} — hypothesis: {}\n  minibatch {} vs parent {}; val {}; {} — {}",
+                r.round,
+                r.child + 1,
+                match r.mutation {
+                    metaprompt_core::run::Mutation::Rewrite => "rewrite",
+                    metaprompt_core::run::Mutation::Demos => "demonstrations",
+                    metaprompt_core::run::Mutation::Merge => "merge",
+                    _ => "change",
+                },
+                if r.hypothesis.is_empty() {
+                    "(none)"
+                } else {
+                    &r.hypothesis
+                },
+                f(r.minibatch_score),
+                f(r.parent_minibatch_score),
+                f(r.val_score),
+                if r.accepted {
+                    "ACCEPTED"
+                } else if r.failed {
+                    "FAILED"
+                } else if r.pooled {
+                    "KEPT IN POOL"
+                } else {
+                    "REJECTED"
+                },
+                r.reason
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }

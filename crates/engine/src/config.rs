@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use crate::edit::{EditMode, TeacherContext};
 pub use metaprompt_core::run::Mutation as MutationKind;
 use metaprompt_core::{Budget, Role};
 use schemars::JsonSchema;
@@ -80,7 +81,7 @@ pub struct OptimizerConfig {
     /// Seed of minibatches, parent draws, demonstrations and teacher sampling.
     pub seed: u64,
     /// Children proposed per round, each gated on its own minibatch, all screened
-    /// concurrently. Default 4 (with 2 parents and rewrite+demos+merge: the best of the
+    /// concurrently. Default 2 (with 2 parents and rewrite+demos+merge: the best of the
     /// settings measured in docs/concepts.md).
     #[serde(alias = "candidates_per_round")]
     pub proposals_per_round: usize,
@@ -104,6 +105,11 @@ pub struct OptimizerConfig {
     pub confidence: f64,
     /// The roles of the prompt's messages the teacher may rewrite (default: every message).
     pub editable: Option<Vec<Role>>,
+    /// What the teacher rewrites: `whole` (the prompt, every variable kept by the teacher),
+    /// `instruction` (only the instruction; the engine keeps the lines with the inputs, so no
+    /// variable can be dropped) or `auto` (`instruction` when the edited message has input
+    /// lines to keep, else `whole`; chosen by the measurement in docs/concepts.md).
+    pub edit: EditMode,
     /// Earlier attempts shown to the teacher.
     pub ledger_size: usize,
     /// Low scorers shown to the teacher.
@@ -112,6 +118,9 @@ pub struct OptimizerConfig {
     pub max_successes: usize,
     /// Character budget of the teacher's prompt; example fields are truncated to fit.
     pub teacher_input_budget: usize,
+    /// How much the teacher is shown: `full`, or `compact` for small teachers (at most 3
+    /// failures, 1 success, 2 ledger entries, 3,000 characters).
+    pub teacher_context: TeacherContext,
     /// Longest accepted prompt, demonstrations included (default: 4× the initial prompt, at
     /// least 2,000).
     pub max_prompt_chars: Option<usize>,
@@ -170,7 +179,7 @@ impl Default for OptimizerConfig {
             eval_subset_size: DEFAULT_EVAL_SUBSET_SIZE,
             concurrency: 16,
             seed: 0,
-            proposals_per_round: 4,
+            proposals_per_round: 2,
             parents_per_round: 2,
             parent_selection: ParentSelection::Pareto,
             mutations: vec![
@@ -183,10 +192,12 @@ impl Default for OptimizerConfig {
             acceptance: Acceptance::Paired,
             confidence: 0.9,
             editable: None,
+            edit: EditMode::Auto,
             ledger_size: 6,
             max_failures: 8,
             max_successes: 2,
             teacher_input_budget: 12_000,
+            teacher_context: TeacherContext::Full,
             max_prompt_chars: None,
             teacher_retries: 2,
             append_inputs: true,

@@ -48,6 +48,7 @@ mod child;
 mod commit;
 mod config;
 mod demos;
+mod edit;
 mod evaluate;
 mod guards;
 mod layers;
@@ -71,15 +72,16 @@ pub use config::{
     MutationKind, OptimizerConfig, ParentSelection,
 };
 pub use demos::{Demo, DemoSource};
+pub use edit::{EditMode, TeacherContext};
 pub use guards::{Checked as CheckedRewrite, GuardContext, Violation, heal_braces};
 pub use metaprompt_core::CancelFlag;
 pub use optimizer::{MetaPromptOptimizer, OptimizerBuilder};
 pub use request::{Checked, DataSource, OptimizeRequest};
 pub use result::{
-    ByRole, DryRun, ExampleReport, LineageNode, OptimizeResult, PromptScore, UsageReport,
+    ByRole, DryRun, ExampleReport, LineageNode, OptimizeResult, PromptScore, TestPair, UsageReport,
 };
 pub use stats::{PairedTest, TestDelta, ci95, paired_test};
-pub use teacher::{ChatTeacherReply, ReplyMessage, SYSTEM_PROMPT, TeacherReply};
+pub use teacher::{ChatTeacherReply, InstructionReply, ReplyMessage, TeacherReply};
 
 /// Why a run could not start or had to stop.
 #[derive(Debug, thiserror::Error)]

@@ -168,6 +168,7 @@ impl MetaPromptOptimizer {
             n: e.outcomes.len(),
             errors: e.errors,
             usage: UsageReport::from(&run.meter().snapshot()),
+            rows: e.outcomes.iter().map(|o| o.report(prompt)).collect(),
         })
     }
 

@@ -5,6 +5,7 @@ use metaprompt_core::Role;
 use metaprompt_core::run::RunEvent;
 
 use crate::brief::{Brief, MergeWith};
+use crate::edit::Layout;
 use crate::evaluate::Evaluation;
 use crate::pool::Candidate;
 use crate::round::{ChildPlan, RoundCtx};
@@ -27,7 +28,13 @@ impl Run<'_> {
             n,
         } = ctx;
         let cfg = &self.checked.request.config;
-        let ledger_start = state.history.len().saturating_sub(cfg.ledger_size);
+        let (max_failures, max_successes, ledger_size, budget_chars) = cfg.teacher_context.limits(
+            cfg.max_failures,
+            cfg.max_successes,
+            cfg.ledger_size,
+            cfg.teacher_input_budget,
+        );
+        let ledger_start = state.history.len().saturating_sub(ledger_size);
         let wins =
             |a: &Candidate, b: &Candidate| a.val.iter().zip(&b.val).filter(|(x, y)| x > y).count();
         let editable: Vec<Role> = guards.editable.iter().copied().collect();
@@ -39,15 +46,16 @@ impl Run<'_> {
             labels: self.checked.labels.clone(),
             ledger: &state.history[ledger_start..],
             evaluation: parent_eval,
-            max_failures: cfg.max_failures,
-            max_successes: cfg.max_successes,
-            budget_chars: cfg.teacher_input_budget,
+            max_failures,
+            max_successes,
+            budget_chars,
             proposal: (plan.index, n),
             merge: other.map(|o| MergeWith {
                 other: &o.prompt,
                 wins: wins(parent, o),
                 other_wins: wins(o, parent),
             }),
+            layout: Layout::chosen(cfg.edit, &parent.prompt, &guards.editable),
         };
         let call = TeacherCall {
             teacher: &self.models.teacher,

@@ -60,19 +60,33 @@ impl From<&MeterSnapshot> for UsageReport {
     }
 }
 
-/// A low-scoring example of the best prompt, for reports.
+/// One row's answer and score under a prompt: what `metaprompt eval --outputs` writes, the
+/// run's `test_outputs.jsonl` pairs and the reports show.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ExampleReport {
     /// The row.
     pub row_id: String,
+    /// The row's values of the prompt's variables.
+    pub inputs: serde_json::Map<String, serde_json::Value>,
     /// The student's output.
     pub output: String,
     /// The reference, when the mapper provides one.
     pub expected: Option<String>,
     /// Score.
     pub score: f64,
-    /// The evaluator's reason.
+    /// The evaluator's reason (or why the row could not be scored).
     pub reason: String,
+    /// Whether the row failed (no answer, or the evaluator failed) rather than scored.
+    pub error: bool,
+}
+
+/// The initial and the best prompt's answers on one test row.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TestPair {
+    /// The best initial prompt's answer.
+    pub initial: ExampleReport,
+    /// The best prompt's answer.
+    pub best: ExampleReport,
 }
 
 /// One candidate of the pool, for the lineage of the best prompt.
@@ -179,6 +193,9 @@ pub struct OptimizeResult {
     pub wall_seconds: f64,
     /// The best prompt's lowest-scoring val examples.
     pub worst_examples: Vec<ExampleReport>,
+    /// The initial and the best prompt's answers on every test row, in the split's order
+    /// (empty when not scored on test).
+    pub test_outputs: Vec<TestPair>,
     /// Sizes of train, val and test.
     pub splits: (usize, usize, usize),
 }
@@ -257,4 +274,6 @@ pub struct PromptScore {
     pub errors: usize,
     /// Spending.
     pub usage: UsageReport,
+    /// Every row's answer and score, in the split's order.
+    pub rows: Vec<ExampleReport>,
 }

@@ -19,7 +19,7 @@ use crate::guards::normalised;
 use crate::layers::RunModels;
 use crate::pool::Candidate;
 use crate::request::Checked;
-use crate::result::{ExampleReport, OptimizeResult, UsageReport};
+use crate::result::{ExampleReport, OptimizeResult, TestPair, UsageReport};
 use crate::state::{RunState, STATE_VERSION};
 use crate::stats::{TestDelta, ci95};
 
@@ -312,8 +312,20 @@ impl<'a> Run<'a> {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(&memo_key(&best_prompt, &self.checked.splits.val))
-            .and_then(|cell| cell.get().map(|e| worst_examples(e, 5)))
+            .and_then(|cell| cell.get().map(|e| worst_examples(e, &best_prompt, 5)))
             .unwrap_or_default();
+        let test_outputs = match (&best_test, &initial_test) {
+            (Some(b), Some(i)) => i
+                .outcomes
+                .iter()
+                .zip(&b.outcomes)
+                .map(|(i, b)| TestPair {
+                    initial: i.report(&initial_prompt),
+                    best: b.report(&best_prompt),
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
         self.events.emit(&RunEvent::Finished {
             stop_reason: stop,
             final_score: best.val_mean,
@@ -347,6 +359,7 @@ impl<'a> Run<'a> {
             stop_reason: stop,
             wall_seconds: spend.elapsed_secs,
             worst_examples: worst,
+            test_outputs,
             splits: self.checked.sizes(),
         })
     }
@@ -364,18 +377,12 @@ pub(crate) fn restore(value: &serde_json::Value) -> Result<RunState, EngineError
     serde_json::from_value(value.clone()).map_err(|e| EngineError::Resume(e.to_string()))
 }
 
-fn worst_examples(e: &Evaluation, n: usize) -> Vec<ExampleReport> {
+fn worst_examples(e: &Evaluation, prompt: &Prompt, n: usize) -> Vec<ExampleReport> {
     let mut v: Vec<&crate::evaluate::Outcome> = e.outcomes.iter().collect();
     v.sort_by(|a, b| a.result.score().total_cmp(&b.result.score()));
     v.into_iter()
         .take(n)
         .filter(|o| o.result.score() < 1.0)
-        .map(|o| ExampleReport {
-            row_id: o.row.id().to_string(),
-            output: o.output.clone(),
-            expected: o.expected.clone(),
-            score: o.result.score(),
-            reason: o.result.reason().to_string(),
-        })
+        .map(|o| o.report(prompt))
         .collect()
 }

@@ -15,7 +15,7 @@ use metaprompt_core::{
     ChatModel, ChatRequest, ChatResponse, FinishReason, ModelError, Row, Usage, async_trait,
 };
 use metaprompt_data::{Dataset, SplitConfig, Splits};
-use metaprompt_engine::{Acceptance, DataSource, MutationKind, OptimizeRequest};
+use metaprompt_engine::{Acceptance, DataSource, EditMode, MutationKind, OptimizeRequest};
 use metaprompt_evals::{ExactMatch, Normalize};
 use serde_json::json;
 
@@ -76,6 +76,7 @@ async fn children_of_a_round_are_gated_together_within_one_concurrency_limit() {
         vec![p(BASE)],
     );
     r.config.num_rounds = 2;
+    r.config.edit = EditMode::Whole;
     r.config.proposals_per_round = 4;
     r.config.eval_subset_size = 8;
     r.config.concurrency = 6;
@@ -128,6 +129,7 @@ async fn demonstrations_come_only_from_train_and_merges_pair_front_members() {
         DataSource::Splits(Splits::from_datasets(train, val, Some(test))),
         vec![p(BASE)],
     );
+    r.config.edit = EditMode::Whole;
     r.config.num_rounds = 6;
     r.config.proposals_per_round = 3;
     r.config.eval_subset_size = 8;

@@ -76,6 +76,24 @@ pub(crate) fn teacher_answer(user: &str, system: &str) -> String {
         ),
     ];
     let (line, why) = ideas[(call % ideas.len() as u64) as usize];
+    let analysis = format!("Failures suggest {why}.");
+    let hypothesis = format!("Adding '{line}' fixes it.");
+    if system.contains("\"instruction\": ...") {
+        // An instruction edit: the engine keeps the inputs; add the idea to the instruction.
+        let current = user
+            .split("<instruction>\n")
+            .nth(1)
+            .and_then(|s| s.split("\n</instruction>").next())
+            .unwrap_or("")
+            .trim();
+        let instruction = if current.is_empty() || current.starts_with("(none yet") {
+            line.to_string()
+        } else {
+            format!("{current}\n{line}")
+        };
+        return json!({"analysis": analysis, "hypothesis": hypothesis, "instruction": instruction})
+            .to_string();
+    }
     if system.contains("\"messages\": [") {
         // A chat prompt: add the idea to the system message, keep the others as they are.
         let messages: Vec<Value> = user
@@ -92,13 +110,14 @@ pub(crate) fn teacher_answer(user: &str, system: &str) -> String {
                 Some(json!({"role": role, "content": content}))
             })
             .collect();
-        return json!({"analysis": format!("Failures suggest {why}."), "hypothesis": format!("Adding '{line}' fixes it."), "messages": messages}).to_string();
+        return json!({"analysis": analysis, "hypothesis": hypothesis, "messages": messages})
+            .to_string();
     }
     let prompt = match current.rfind("{text}") {
         Some(i) => format!("{}{line}\n\n{}", &current[..i], &current[i..]),
         None => format!("{current}\n{line}"),
     };
-    json!({"analysis": format!("Failures suggest {why}."), "hypothesis": format!("Adding '{line}' fixes it."), "improved_prompt": prompt}).to_string()
+    json!({"analysis": analysis, "hypothesis": hypothesis, "improved_prompt": prompt}).to_string()
 }
 
 /// The text of the first (or the last) message with `role` in a request's message list; empty

@@ -1,6 +1,6 @@
 //! `result.json`: the contract, built from an `OptimizeResult`.
 
-use metaprompt::engine::OptimizeResult;
+use metaprompt::engine::{ExampleReport, OptimizeResult};
 use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
@@ -144,6 +144,30 @@ pub(crate) struct ResultDoc {
     val_test_gap: Option<f64>,
     /// Every candidate of the pool, with the path to the best marked.
     lineage: Value,
+    /// The initial and the best prompt's answers on every test row (also in
+    /// `test_outputs.jsonl`); empty without test scores.
+    test_outputs: Vec<TestRowDoc>,
+}
+
+/// One test row's answers under the initial and the best prompt.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct TestRowDoc {
+    row_id: String,
+    /// The row's values of the prompt's variables (the best prompt's).
+    inputs: serde_json::Map<String, Value>,
+    expected: Option<String>,
+    initial: AnswerDoc,
+    best: AnswerDoc,
+}
+
+/// A prompt's answer on one row.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct AnswerDoc {
+    output: String,
+    score: f64,
+    reason: String,
+    /// The row failed (no answer, or the evaluator failed) rather than scored.
+    error: bool,
 }
 
 /// Rows per split.
@@ -154,14 +178,43 @@ pub(crate) struct SplitsDoc {
     test: usize,
 }
 
-/// A low-scoring example.
+/// One row's answer and score: a low-scoring example, or a line of `eval --outputs`.
 #[derive(Debug, Serialize, JsonSchema)]
 pub(crate) struct ExampleDoc {
     row_id: String,
+    /// The row's values of the prompt's variables.
+    inputs: serde_json::Map<String, Value>,
     output: String,
     expected: Option<String>,
     score: f64,
     reason: String,
+    /// The row failed (no answer, or the evaluator failed) rather than scored.
+    error: bool,
+}
+
+impl From<&ExampleReport> for ExampleDoc {
+    fn from(e: &ExampleReport) -> Self {
+        ExampleDoc {
+            row_id: e.row_id.clone(),
+            inputs: e.inputs.clone(),
+            output: e.output.clone(),
+            expected: e.expected.clone(),
+            score: e.score,
+            reason: e.reason.clone(),
+            error: e.error,
+        }
+    }
+}
+
+impl From<&ExampleReport> for AnswerDoc {
+    fn from(e: &ExampleReport) -> Self {
+        AnswerDoc {
+            output: e.output.clone(),
+            score: e.score,
+            reason: e.reason.clone(),
+            error: e.error,
+        }
+    }
 }
 
 /// The JSON schema of `result.json`.
@@ -233,17 +286,7 @@ pub(crate) fn result_json(r: &OptimizeResult) -> Value {
             val: r.splits.1,
             test: r.splits.2,
         },
-        worst_examples: r
-            .worst_examples
-            .iter()
-            .map(|e| ExampleDoc {
-                row_id: e.row_id.clone(),
-                output: e.output.clone(),
-                expected: e.expected.clone(),
-                score: e.score,
-                reason: e.reason.clone(),
-            })
-            .collect(),
+        worst_examples: r.worst_examples.iter().map(ExampleDoc::from).collect(),
         best_repaired: r.best_repaired,
         best_messages: messages(&r.best_prompt),
         initial_messages: messages(&r.initial_prompt),
@@ -259,6 +302,17 @@ pub(crate) fn result_json(r: &OptimizeResult) -> Value {
         verdict: r.verdict(),
         val_test_gap: r.val_test_gap(),
         lineage: serde_json::to_value(&r.lineage).unwrap_or_default(),
+        test_outputs: r
+            .test_outputs
+            .iter()
+            .map(|p| TestRowDoc {
+                row_id: p.best.row_id.clone(),
+                inputs: p.best.inputs.clone(),
+                expected: p.best.expected.clone(),
+                initial: AnswerDoc::from(&p.initial),
+                best: AnswerDoc::from(&p.best),
+            })
+            .collect(),
     };
     serde_json::to_value(doc).unwrap_or_default()
 }

@@ -203,6 +203,7 @@ table{{border-collapse:collapse;width:100%;margin:1rem 0}}td,th{{border:1px soli
 tr.acc td:first-child{{border-left:4px solid #2a6}}tr.rej td:first-child{{border-left:4px solid #c33}}
 .lineage tr.best td{{background:#cfc;font-weight:bold}}.lineage tr.path td{{background:#efe;font-weight:bold}}.lineage tr.other td{{color:#666}}
 pre{{background:#f6f6f6;padding:.8rem;white-space:pre-wrap}}.diff .ins{{background:#dfd;display:block}}.diff .del{{background:#fdd;display:block}}.diff .eq{{display:block;color:#555}}
+.examples tr.better td:last-child{{background:#dfd}}.examples tr.worse td:last-child{{background:#fdd}}.examples small{{color:#555}}
 .big{{font-size:1.4rem}}.claim{{font-size:1.2rem;padding:.6rem;border-left:4px solid #888;background:#fafafa}}
 </style></head><body>
 <h1>metaprompt run <code>{run}</code></h1>
@@ -215,6 +216,7 @@ pre{{background:#f6f6f6;padding:.8rem;white-space:pre-wrap}}.diff .ins{{backgrou
 <h2>Initial → best, message by message</h2>{diffs}
 <h2>Lineage of the pool</h2>{lineage}
 <h2>Ledger</h2><table><tr><th>round</th><th>kind</th><th>hypothesis</th><th>minibatch (parent)</th><th>val</th><th>verdict</th></tr>{rows}</table>
+<h2>Initial → best on test, row by row</h2>{examples}
 <h2>Worst remaining examples of the best prompt (val)</h2><table><tr><th>row</th><th>output</th><th>expected</th><th>score</th><th>reason</th></tr>{worst}</table>
 <h2>Usage and cost</h2><p>Student calls {sc}, teacher calls {tc}, judge calls {jc}, cache hits {ch}; tokens {it} in / {ot} out; cost ${cost:.4}.</p>
 </body></html>\n",
@@ -237,6 +239,7 @@ pre{{background:#f6f6f6;padding:.8rem;white-space:pre-wrap}}.diff .ins{{backgrou
         },
         diffs = prompt_diff(d),
         lineage = lineage(d),
+        examples = super::examples::html(d),
         sc = u["student_calls"],
         tc = u["teacher_calls"],
         jc = u["judge_calls"],

@@ -1,10 +1,11 @@
 //! Outputs of a run: result.json (the contract), best_prompt.txt and best_prompt.json,
-//! history.jsonl, report.md, report.html, and the terminal summary.
+//! history.jsonl, test_outputs.jsonl, report.md, report.html, and the terminal summary.
 //!
 //! Everything is written from the result document alone, so `metaprompt report` rebuilds the
 //! same files from a store, also for documents written by earlier versions.
 
 mod doc;
+mod examples;
 mod html;
 mod summary;
 
@@ -57,6 +58,7 @@ pub(crate) fn write_all(dir: &Path, doc: &Value) -> Result<()> {
         .map(|a| a.iter().map(|r| format!("{r}\n")).collect())
         .unwrap_or_default();
     w("history.jsonl", history)?;
+    w("test_outputs.jsonl", examples::jsonl(doc))?;
     w("report.md", markdown(doc))?;
     w("report.html", html::html(doc))?;
     Ok(())

@@ -1,8 +1,9 @@
 //! The instruction of a prompt (its text less the inputs) and when it is degenerate.
 
-use metaprompt_core::Prompt;
+use metaprompt_core::template::Segment;
+use metaprompt_core::{Prompt, PromptTemplate};
 
-use super::{GuardContext, words};
+use super::{GuardContext, Violation, words};
 
 /// The words of a prompt's instruction: its text without variables, and without the short
 /// labels of lines that only introduce an input (`Word: {word}`).
@@ -53,5 +54,15 @@ impl GuardContext {
             ));
         }
         None
+    }
+
+    /// An instruction edit's own text, before the engine puts the inputs back: refused when
+    /// degenerate, so the inputs' words never make a bare label pass.
+    pub fn check_instruction(&self, instruction: &str) -> Result<(), Violation> {
+        let literal = PromptTemplate::from_segments(vec![Segment::Literal(instruction.into())]);
+        match self.degenerate(&Prompt::single(literal)) {
+            Some(why) => Err(Violation::Degenerate(why)),
+            None => Ok(()),
+        }
     }
 }

@@ -11,7 +11,8 @@ use metaprompt_core::testing::ScriptedModel;
 use metaprompt_core::{ChatRequest, EventSink, Prompt, Row};
 use metaprompt_data::{BasicDataMapper, Dataset, SplitConfig};
 use metaprompt_engine::{
-    Acceptance, DataSource, MetaPromptOptimizer, MutationKind, OptimizeRequest, ParentSelection,
+    Acceptance, DataSource, EditMode, MetaPromptOptimizer, MutationKind, OptimizeRequest,
+    ParentSelection,
 };
 use metaprompt_evals::{ExactMatch, Normalize};
 use serde_json::json;
@@ -127,6 +128,9 @@ pub fn request_on(student: Arc<ScriptedModel>, ds: Dataset, rounds: u32) -> Opti
     r.config.mutations = vec![MutationKind::Rewrite];
     // The scripted rewrites are symbols (`RULE-A`), not sentences.
     r.config.min_instruction_words = 0;
+    // The scripted teachers return whole prompts and the tests read the brief's `<prompt>`;
+    // tests/rewrites.rs covers instruction edits.
+    r.config.edit = EditMode::Whole;
     r.config.acceptance = Acceptance::Mean;
     r.task_description = "Decide whether an SMS message is spam.".into();
     r
@@ -175,5 +179,15 @@ pub fn mapper(ds: &Dataset) -> BasicDataMapper {
 pub fn current_prompt(brief: &str) -> String {
     let start = brief.find("<prompt>\n").expect("a prompt in the brief") + "<prompt>\n".len();
     let end = start + brief[start..].find("\n</prompt>").unwrap();
+    brief[start..end].to_string()
+}
+
+/// The instruction a brief shows for an instruction edit (that of prompt A of a merge).
+pub fn current_instruction(brief: &str) -> String {
+    let start = brief
+        .find("<instruction>\n")
+        .expect("an instruction in the brief")
+        + "<instruction>\n".len();
+    let end = start + brief[start..].find("\n</instruction>").unwrap();
     brief[start..end].to_string()
 }

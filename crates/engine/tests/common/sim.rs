@@ -12,8 +12,11 @@ use metaprompt_engine::{
     Acceptance, DataSource, MutationKind, OptimizeRequest, OptimizeResult, ParentSelection,
 };
 use metaprompt_evals::{ExactMatch, Normalize};
+use serde_json::json;
 
-use super::{BASE, current_prompt, dataset, label, mapper, p, rewrite, row_of, whole};
+use super::{
+    BASE, current_instruction, current_prompt, dataset, label, mapper, p, rewrite, row_of, whole,
+};
 
 /// The features a scripted teacher can add to a prompt and the rows each one fixes (or, for
 /// HARM, breaks).
@@ -69,7 +72,13 @@ pub fn simulated_teacher(seed: u64) -> Arc<ScriptedModel> {
     Arc::new(
         ScriptedModel::new("teacher").with_handler(move |req: &ChatRequest| {
             let brief = &req.messages[1].content;
-            let shown = current_prompt(brief);
+            // An instruction edit (the default) shows the instruction apart from the inputs.
+            let instruction_edit = req.messages[0].content.contains("\"instruction\": ...");
+            let shown = if instruction_edit {
+                current_instruction(brief)
+            } else {
+                current_prompt(brief)
+            };
             let h = brief
                 .bytes()
                 .fold(seed.wrapping_mul(0x100_0000_01b3), |h, b| {
@@ -85,10 +94,15 @@ pub fn simulated_teacher(seed: u64) -> Arc<ScriptedModel> {
             } else {
                 missing[(h % missing.len() as u64) as usize]
             };
-            Ok(rewrite(
-                add,
-                &shown.replacen("{text}", &format!("{add}\n{{text}}"), 1),
-            ))
+            Ok(if instruction_edit {
+                json!({"analysis": "pattern", "hypothesis": add, "instruction": format!("{shown}\n{add}")})
+                    .to_string()
+            } else {
+                rewrite(
+                    add,
+                    &shown.replacen("{text}", &format!("{add}\n{{text}}"), 1),
+                )
+            })
         }),
     )
 }
