@@ -1,9 +1,11 @@
-//! An evaluator written outside the workspace's crates: implement `Evaluator` (one async
-//! method, one result per item) and hand it to the optimizer like any other.
+//! An evaluator written outside the workspace's crates: implement `Evaluator` (its name, the
+//! models it calls — none here — and one async method, one result per item) and hand it to
+//! the optimizer like any other. An evaluator that calls a model hands it to the engine in
+//! `with_model_layer`, or is built with `metaprompt::evals::ModelEvaluator`.
 //!
 //! `cargo run -p metaprompt --example custom-evaluator`
 
-use metaprompt::core::{EvalInput, EvalResult, Evaluator, async_trait};
+use metaprompt::core::{EvalInput, EvalResult, Evaluator, ModelLayer, ModelUse, async_trait};
 
 /// Scores a one-word label answer: 1 for the right label, 0.5 for the right label buried in a
 /// sentence, 0 otherwise; an answer without any label is an error the teacher should see.
@@ -13,6 +15,10 @@ struct LabelInSentence;
 impl Evaluator for LabelInSentence {
     fn name(&self) -> &str {
         "label_in_sentence"
+    }
+
+    fn with_model_layer(&self, _layer: &ModelLayer<'_>) -> ModelUse {
+        ModelUse::None
     }
 
     async fn evaluate(&self, inputs: &[EvalInput]) -> Vec<EvalResult> {

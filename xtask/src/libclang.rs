@@ -54,6 +54,28 @@ const DIRECTORY_PATTERNS: &[&str] = &[
     "Applications/Xcode.app/Contents/Developer/Toolchains/XcodeDefault.xctoolchain/usr/lib",
 ];
 
+/// Homebrew's llvm (Apple silicon, then Intel): `brew install llvm` puts libclang here. clang-sys
+/// does not look in the first, so a libclang found only here is handed to the build in
+/// `LIBCLANG_PATH`.
+const HOMEBREW_DIRS: &[&str] = &["opt/homebrew/opt/llvm*/lib", "usr/local/opt/llvm*/lib"];
+
+/// The directory the builds this process starts must get in `LIBCLANG_PATH`: set only when
+/// libclang is where clang-sys does not look (Homebrew's llvm on Apple silicon).
+pub(crate) fn build_hint() -> Option<&'static Path> {
+    static HINT: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    HINT.get_or_init(|| LibclangSearch::from_env().locate().and_then(|f| f.hint))
+        .as_deref()
+}
+
+/// A libclang found, and whether clang-sys finds it by itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Found {
+    pub(crate) path: PathBuf,
+    /// The directory to put in `LIBCLANG_PATH` for the build, when clang-sys's own search
+    /// would miss it.
+    pub(crate) hint: Option<PathBuf>,
+}
+
 impl LibclangSearch {
     /// The search this machine's environment describes.
     pub(crate) fn from_env() -> Self {
@@ -74,6 +96,31 @@ impl LibclangSearch {
 
     /// The first libclang found, if any.
     pub(crate) fn find(&self) -> Option<PathBuf> {
+        self.locate().map(|f| f.path)
+    }
+
+    /// The first libclang found where clang-sys looks, else in Homebrew's llvm (with the
+    /// directory the build must be told).
+    pub(crate) fn locate(&self) -> Option<Found> {
+        if let Some(path) = self.clang_sys_find() {
+            return Some(Found { path, hint: None });
+        }
+        if self.libclang_path.is_some() {
+            return None;
+        }
+        HOMEBREW_DIRS
+            .iter()
+            .flat_map(|pattern| expand(&self.root, pattern))
+            .find_map(|d| {
+                libclang_in(&d).map(|path| Found {
+                    hint: path.parent().map(Path::to_path_buf),
+                    path,
+                })
+            })
+    }
+
+    /// clang-sys's own search.
+    fn clang_sys_find(&self) -> Option<PathBuf> {
         if let Some(p) = &self.libclang_path {
             // A file named directly, or a directory holding one; nothing else is searched.
             if p.is_file() {
@@ -228,6 +275,31 @@ mod tests {
         let mut s = search(dir.path());
         s.llvm_prefix = Some(dir.path().join("llvm"));
         assert_eq!(s.find(), Some(lib));
+    }
+
+    #[test]
+    fn homebrew_llvm_is_found_and_handed_to_the_build() {
+        // Apple silicon: clang-sys does not look in /opt/homebrew, so the build is told.
+        let dir = tempfile::tempdir().unwrap();
+        let lib = touch(dir.path(), "opt/homebrew/opt/llvm/lib/libclang.so");
+        let found = search(dir.path()).locate().unwrap();
+        assert_eq!(found.path, lib);
+        assert_eq!(found.hint.as_deref(), lib.parent());
+        // Intel: /usr/local/opt/llvm/lib is one of clang-sys's own places.
+        let dir = tempfile::tempdir().unwrap();
+        let lib = touch(dir.path(), "usr/local/opt/llvm/lib/libclang.so");
+        let found = search(dir.path()).locate().unwrap();
+        assert_eq!((found.path, found.hint), (lib, None));
+        // A versioned keg (`brew install llvm@18`) too.
+        let dir = tempfile::tempdir().unwrap();
+        let lib = touch(dir.path(), "opt/homebrew/opt/llvm@18/lib/libclang.so");
+        assert_eq!(search(dir.path()).find(), Some(lib));
+        // LIBCLANG_PATH set elsewhere: nothing else is searched, Homebrew included.
+        let dir = tempfile::tempdir().unwrap();
+        touch(dir.path(), "opt/homebrew/opt/llvm/lib/libclang.so");
+        let mut s = search(dir.path());
+        s.libclang_path = Some(dir.path().join("empty"));
+        assert_eq!(s.locate(), None);
     }
 
     #[test]

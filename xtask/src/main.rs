@@ -104,8 +104,13 @@ pub(crate) fn root() -> Result<std::path::PathBuf> {
 /// Runs a command, echoing it, and fails if it fails.
 pub(crate) fn sh(program: &str, args: &[&str]) -> Result<()> {
     eprintln!("$ {program} {}", args.join(" "));
-    let status = Command::new(program)
-        .args(args)
+    let mut command = Command::new(program);
+    command.args(args);
+    // A libclang that only Homebrew's llvm has (clang-sys does not look there).
+    if let Some(dir) = libclang::build_hint() {
+        command.env("LIBCLANG_PATH", dir);
+    }
+    let status = command
         .status()
         .with_context(|| format!("cannot run `{program}`"))?;
     if !status.success() {

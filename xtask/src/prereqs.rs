@@ -7,7 +7,8 @@
 //! `libclang-*.so.*` (never `libclang-cpp*`, a different library that Debian installs on its
 //! own) in `LIBCLANG_PATH` when that is set (and nowhere else), else in `llvm-config --prefix`,
 //! `LD_LIBRARY_PATH`, `LIBRARY_PATH` and the usual system directories, `/usr/lib/llvm-*/lib`
-//! included.
+//! included; then in Homebrew's llvm (`/opt/homebrew/opt/llvm/lib`, `/usr/local/opt/llvm/lib`),
+//! which the builds started by xtask are then given in `LIBCLANG_PATH`.
 
 use std::process::{Command, Stdio};
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::{Context, anyhow};
 use clap::Subcommand;
 use metaprompt::core::{
-    BatchExecutor, CacheKey, ChatRequest, ChatResponse, Checkpointer, PendingBatch, ResponseCache,
+    BatchExecutor, CacheKey, ChatRequest, ChatResponse, Checkpointer, PendingBatch,
 };
 use metaprompt::engine::MetaPromptOptimizer;
 use metaprompt::store::SqliteStore;
@@ -254,8 +254,7 @@ async fn flush(
     if chunk.is_empty() {
         return Ok(());
     }
-    store
-        .put_many(chunk)
+    metaprompt::core::layer::import_answers(store, chunk)
         .await
         .map_err(|e| Failure::Runtime(anyhow!(e)))?;
     store

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use anyhow::{Result, anyhow, bail};
 use metaprompt::core::{BatchExecutor, ChatModel, GenerateParams, ResponseSchema};
 use metaprompt::data::{BasicDataMapper, Dataset, LoadOptions, SplitConfig, Splits, load};
-use metaprompt::engine::{Checked, DataSource, OptimizeRequest};
+use metaprompt::engine::{Checked, DataSource, OptimizeRequest, TeacherParams};
 use metaprompt::evals::BuildContext;
 
 use crate::Failure;
@@ -92,8 +92,27 @@ pub(crate) struct Built {
     pub(crate) hosted: crate::hosted::Hosted,
 }
 
+/// How the teacher samples, from `[teacher]` (the engine's defaults for keys not set).
+fn teacher_params(section: &ModelSection) -> TeacherParams {
+    let d = TeacherParams::default();
+    TeacherParams {
+        temperature: section.temperature.unwrap_or(d.temperature),
+        temperature_step: section.temperature_step.unwrap_or(d.temperature_step),
+        max_tokens: section.max_tokens.unwrap_or(d.max_tokens),
+        frequency_penalty: section.frequency_penalty.or(d.frequency_penalty),
+    }
+}
+
 /// The student's call parameters from `[student]`.
 fn student_params(section: &ModelSection) -> Result<GenerateParams> {
+    for (key, set) in [
+        ("temperature_step", section.temperature_step.is_some()),
+        ("frequency_penalty", section.frequency_penalty.is_some()),
+    ] {
+        if set {
+            bail!("[student] `{key}` is a [teacher] key: the student answers with fixed sampling");
+        }
+    }
     let mut params = GenerateParams {
         temperature: Some(section.temperature.unwrap_or(0.0)),
         max_tokens: section.max_tokens,
@@ -173,13 +192,7 @@ pub(crate) fn request(loaded: &Loaded, seed: Option<u64>) -> Result<Built, Failu
     if let Some(s) = seed {
         req.config.seed = s;
     }
-    // The teacher's sampling is written in its own section.
-    if let Some(t) = c.teacher.temperature {
-        req.config.teacher_temperature = t;
-    }
-    if let Some(t) = c.teacher.max_tokens {
-        req.config.teacher_max_tokens = t;
-    }
+    req.teacher_params = teacher_params(&c.teacher);
     let checked = req.check().map_err(crate::engine_failure)?;
     Ok(Built {
         checked,

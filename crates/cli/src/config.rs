@@ -11,6 +11,14 @@ use metaprompt::evals::EvaluatorSpec;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+mod parse;
+mod redact;
+
+pub(crate) use redact::redacted;
+
+#[cfg(test)]
+pub(crate) use parse::parse;
+
 fn d_task() -> String {
     DEFAULT_TASK_DESCRIPTION.to_string()
 }
@@ -166,9 +174,18 @@ pub(crate) struct ModelSection {
     /// Sampling temperature (for the teacher, default 0.7; for the student, 0).
     #[serde(default)]
     pub(crate) temperature: Option<f32>,
-    /// Token limit per reply (for the teacher, default 2,048).
+    /// Token limit per reply (for the teacher, default 2,048). The run's token budget is
+    /// `[optimizer] max_total_tokens`.
     #[serde(default)]
     pub(crate) max_tokens: Option<u32>,
+    /// The teacher only: added to `temperature` for each further proposal of a round, so a
+    /// round's proposals differ (default 0.1; 0 samples all at `temperature`).
+    #[serde(default)]
+    pub(crate) temperature_step: Option<f32>,
+    /// The teacher only: frequency penalty (OpenAI semantics; default 0.5), which keeps a weak
+    /// teacher from repeating one sentence until its token limit.
+    #[serde(default)]
+    pub(crate) frequency_penalty: Option<f32>,
     /// An extra cap on requests in flight to this endpoint, for one shared with others.
     /// Default: none; `[optimizer] concurrency` limits a run's calls.
     #[serde(default, alias = "concurrency")]
@@ -309,45 +326,14 @@ impl Loaded {
     }
 }
 
-/// The config text with every secret-bearing value (header values written in the file)
-/// replaced by `[redacted]`: what the run directory and the store keep.
-pub(crate) fn redacted(text: &str) -> String {
-    fn walk(v: &mut toml::Value) {
-        match v {
-            toml::Value::Table(t) => {
-                for (k, child) in t.iter_mut() {
-                    if k == "headers"
-                        && let toml::Value::Table(h) = child
-                    {
-                        for (_, hv) in h.iter_mut() {
-                            if hv.is_str() {
-                                *hv = toml::Value::String("[redacted]".into());
-                            }
-                        }
-                        continue;
-                    }
-                    walk(child);
-                }
-            }
-            toml::Value::Array(a) => a.iter_mut().for_each(walk),
-            _ => {}
-        }
-    }
-    match toml::from_str::<toml::Value>(text) {
-        Ok(mut v) => {
-            walk(&mut v);
-            toml::to_string(&v).unwrap_or_default()
-        }
-        // Never stored unparsed: a file that does not parse was refused before any run.
-        Err(_) => String::new(),
-    }
-}
-
 /// Reads and checks a config file. Errors name the file and the line.
 pub(crate) fn load(path: &Path) -> Result<Loaded> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the config file {}", path.display()))?;
-    let config = parse(&text, path)?;
+    let (config, warnings) = parse::parse_with_warnings(&text, path)?;
+    for w in warnings {
+        eprintln!("warning: {}: {w}", path.display());
+    }
     if config.initial_prompts.is_empty() {
         anyhow::bail!(
             "{}: `initial_prompts` is empty; give at least one prompt",
@@ -367,108 +353,7 @@ pub(crate) fn load(path: &Path) -> Result<Loaded> {
     })
 }
 
-/// Parses config text; errors name the file and the line.
-pub(crate) fn parse(text: &str, path: &Path) -> Result<Config> {
-    toml::from_str(text).map_err(|e| {
-        let where_ = e
-            .span()
-            .map(|s| {
-                let end = s.start.min(text.len());
-                // Count lines on bytes: a span never needs to fall on a character boundary here.
-                let line = text.as_bytes()[..end]
-                    .iter()
-                    .filter(|&&b| b == b'\n')
-                    .count()
-                    + 1;
-                format!(":{line}")
-            })
-            .unwrap_or_default();
-        anyhow::anyhow!("{}{where_}: {}", path.display(), nearest(e.message()))
-    })
-}
-
-/// serde's "unknown field `x`, expected one of `a`, `b`, …" (or "unknown variant") with the
-/// known name nearest to the misspelt one, when one is near enough to be what was meant.
-fn nearest(message: &str) -> String {
-    let Some((kind, rest)) = ["unknown field `", "unknown variant `"]
-        .into_iter()
-        .find_map(|p| message.strip_prefix(p).map(|r| (&p[..p.len() - 2], r)))
-    else {
-        return message.to_string();
-    };
-    let Some((given, expected)) = rest.split_once("`, expected ") else {
-        return message.to_string();
-    };
-    // The names are the odd pieces between backticks.
-    let best = expected
-        .split('`')
-        .skip(1)
-        .step_by(2)
-        .map(|known| (strsim::jaro_winkler(given, known), known))
-        .max_by(|a, b| a.0.total_cmp(&b.0));
-    match best {
-        Some((similarity, known)) if similarity >= 0.85 => {
-            format!("{kind} `{given}`; did you mean `{known}`?")
-        }
-        _ => message.to_string(),
-    }
-}
-
 /// The JSON schema of the config file.
 pub(crate) fn schema() -> serde_json::Value {
     serde_json::to_value(schemars::schema_for!(Config)).unwrap_or_default()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    // Long run: PROPTEST_CASES=100000 cargo test --release -p metaprompt-cli --bin metaprompt
-    proptest! {
-        #[test]
-        fn arbitrary_text_never_panics(s in "\\PC{0,200}") {
-            let _ = parse(&s, Path::new("c.toml"));
-        }
-
-        #[test]
-        fn config_like_text_never_panics(s in "(\\[?[a-z_]{1,12}\\]?( = (\"[^\"]{0,10}\"|[0-9.]{1,4}|true|\\{ ?[a-z]+ = [0-9] ?\\}|\\[\\]))?\\n){0,12}") {
-            let _ = parse(&s, Path::new("c.toml"));
-        }
-    }
-
-    #[test]
-    fn header_values_are_redacted_and_env_references_kept() {
-        let text = "[student]\nprovider = \"openai\"\nheaders = { \"X-Token\" = \"s3cr3t-value\", \"X-Other\" = { env = \"MY_TOKEN\" } }\n";
-        let out = redacted(text);
-        assert!(!out.contains("s3cr3t-value"), "{out}");
-        assert!(
-            out.contains("[redacted]") && out.contains("MY_TOKEN"),
-            "{out}"
-        );
-    }
-
-    #[test]
-    fn a_misspelt_key_or_value_names_the_nearest_known_one() {
-        let err = parse("[optimizer]\npatience_delt = 1\n", Path::new("c.toml")).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "c.toml:2: unknown field `patience_delt`; did you mean `patience`?"
-        );
-        let err = parse("[optimizer]\nacceptance = \"pared\"\n", Path::new("c.toml")).unwrap_err();
-        assert!(
-            err.to_string()
-                .ends_with("unknown variant `pared`; did you mean `paired`?"),
-            "{err}"
-        );
-        // Nothing near: every known name is listed.
-        let err = parse("[optimizer]\nzzz = 1\n", Path::new("c.toml")).unwrap_err();
-        assert!(err.to_string().contains("expected one of"), "{err}");
-    }
-
-    #[test]
-    fn errors_name_the_line() {
-        let err = parse("task_description = \"x\"\nbogus = 1\n", Path::new("c.toml")).unwrap_err();
-        assert!(err.to_string().starts_with("c.toml:"), "{err}");
-    }
 }

@@ -10,6 +10,24 @@ use crate::row::EvalInput;
 pub type ModelLayer<'a> =
     dyn Fn(std::sync::Arc<dyn ChatModel>) -> std::sync::Arc<dyn ChatModel> + Send + Sync + 'a;
 
+/// What an evaluator answers to [`Evaluator::with_model_layer`].
+pub enum ModelUse {
+    /// It calls no model (a local metric): nothing to wrap.
+    None,
+    /// It calls models: here it is again with the layer around each of them.
+    Layered(std::sync::Arc<dyn Evaluator>),
+}
+
+impl ModelUse {
+    /// The evaluator to score with: the layered one, else `unlayered` itself.
+    pub fn or(self, unlayered: &std::sync::Arc<dyn Evaluator>) -> std::sync::Arc<dyn Evaluator> {
+        match self {
+            ModelUse::None => unlayered.clone(),
+            ModelUse::Layered(e) => e,
+        }
+    }
+}
+
 /// The prefix every error reason starts with, so a reader (or the teacher) tells a failed
 /// evaluation from a low score.
 pub const ERROR_PREFIX: &str = "error:";
@@ -93,12 +111,15 @@ pub trait Evaluator: Send + Sync {
     /// Scores every input.
     async fn evaluate(&self, inputs: &[EvalInput]) -> Vec<EvalResult>;
 
-    /// The same evaluator with `layer` around every model it calls, or `None` when it calls
-    /// no model. The optimizer uses this so that judge calls are cached, metered and budgeted
-    /// like every other call; an evaluator that calls a model should implement it.
-    fn with_model_layer(&self, _layer: &ModelLayer<'_>) -> Option<std::sync::Arc<dyn Evaluator>> {
-        None
-    }
+    /// Which models it calls, and so what the engine must wrap: [`ModelUse::None`] for a
+    /// metric that calls none, else the same evaluator with `layer` around every model it
+    /// calls ([`ModelUse::Layered`]). The engine calls this once per run and scores with what
+    /// it gets, so a judge's calls are cached, metered and budgeted like every other call.
+    ///
+    /// There is no default: an evaluator states it. One that calls a model and answers
+    /// `None` escapes the run's cache, meter and budget; `metaprompt_evals::ModelEvaluator`
+    /// is an evaluator from a closure that receives its model already wrapped.
+    fn with_model_layer(&self, layer: &ModelLayer<'_>) -> ModelUse;
 
     /// Model calls made per item scored when nothing fails (0 for a local metric, 1 for an
     /// LLM judge), for projecting a run's calls before it starts.
@@ -115,7 +136,7 @@ impl<T: Evaluator + ?Sized> Evaluator for std::sync::Arc<T> {
     async fn evaluate(&self, inputs: &[EvalInput]) -> Vec<EvalResult> {
         (**self).evaluate(inputs).await
     }
-    fn with_model_layer(&self, layer: &ModelLayer<'_>) -> Option<std::sync::Arc<dyn Evaluator>> {
+    fn with_model_layer(&self, layer: &ModelLayer<'_>) -> ModelUse {
         (**self).with_model_layer(layer)
     }
     fn model_calls_per_item(&self) -> u32 {

@@ -13,7 +13,10 @@
 //!   run is not cancelled, then records calls, tokens and cost per [`CallRole`] on one shared
 //!   [`Meter`].
 //!
-//! Caching, metering and budgets are written once, here; nothing caches or meters inline.
+//! Answers that arrive another way, a provider batch's, take the same path down the layers
+//! ([`ChatModel::absorb`]): [`Cached`] keeps them, [`Metered`] records them at the batch's
+//! price. Caching, metering and budgets are written once, here; nothing caches or meters
+//! inline.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -81,6 +84,13 @@ impl ChatModel for Metered {
         self.meter
             .settle(self.role, self.inner.price(), out.as_ref());
         out
+    }
+
+    async fn absorb(&self, answers: &[(CacheKey, ChatResponse)], price: Option<Price>) -> bool {
+        for (_, response) in answers {
+            self.meter.record_batch(self.role, price, response);
+        }
+        self.inner.absorb(answers, price).await
     }
 }
 
@@ -154,6 +164,30 @@ impl ChatModel for Cached {
         }
         out
     }
+
+    async fn absorb(&self, answers: &[(CacheKey, ChatResponse)], price: Option<Price>) -> bool {
+        let below = self.inner.absorb(answers, price).await;
+        match import_answers(self.cache.as_ref(), answers).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot store a batch's answers");
+                below
+            }
+        }
+    }
+}
+
+/// Stores answers made elsewhere (a batch file run by an offline engine) in `cache`, with no
+/// run to meter them: the one write of answers outside a live call besides
+/// [`ChatModel::absorb`].
+pub async fn import_answers(
+    cache: &dyn ResponseCache,
+    answers: &[(CacheKey, ChatResponse)],
+) -> Result<(), crate::cache::CacheError> {
+    if answers.is_empty() {
+        return Ok(());
+    }
+    cache.put_many(answers).await
 }
 
 impl Cached {

@@ -60,7 +60,7 @@ pub use batch::{
 pub use budget::{Budget, BudgetKind, Price, Spend};
 pub use cache::{CacheError, CacheKey, ResponseCache};
 pub use checkpoint::{Checkpoint, CheckpointError, Checkpointer, PendingBatch};
-pub use eval::{EvalResult, Evaluator, InvalidScore, ModelLayer, mean_score};
+pub use eval::{EvalResult, Evaluator, InvalidScore, ModelLayer, ModelUse, mean_score};
 pub use generator::{GenerateError, GenerateParams, Generator};
 pub use json::{ExtractError, extract_json, schema_for};
 pub use mapper::{DataMapper, MapError};

@@ -283,6 +283,20 @@ pub trait ChatModel: Send + Sync {
     fn price(&self) -> Option<crate::budget::Price> {
         None
     }
+
+    /// Answers obtained other than by [`complete`](Self::complete) (a provider batch), handed
+    /// down the model's layers as a live answer comes up through them: a cache layer keeps
+    /// them, a meter records them at `price` (the batch's). Returns whether a cache kept them.
+    ///
+    /// A layer forwards to the model it wraps (see [`layer`](crate::layer)); a provider keeps
+    /// nothing, which is the default.
+    async fn absorb(
+        &self,
+        _answers: &[(crate::cache::CacheKey, ChatResponse)],
+        _price: Option<crate::budget::Price>,
+    ) -> bool {
+        false
+    }
 }
 
 #[async_trait]
@@ -295,5 +309,12 @@ impl<T: ChatModel + ?Sized> ChatModel for std::sync::Arc<T> {
     }
     fn price(&self) -> Option<crate::budget::Price> {
         (**self).price()
+    }
+    async fn absorb(
+        &self,
+        answers: &[(crate::cache::CacheKey, ChatResponse)],
+        price: Option<crate::budget::Price>,
+    ) -> bool {
+        (**self).absorb(answers, price).await
     }
 }

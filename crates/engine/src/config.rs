@@ -145,8 +145,9 @@ pub struct OptimizerConfig {
     pub patience: Option<u32>,
     /// Budget: model calls of every role (student, teacher, judge); cache hits are free.
     pub max_llm_calls: Option<u64>,
-    /// Budget: tokens, input plus output, of every role.
-    pub max_tokens: Option<u64>,
+    /// Budget: tokens, input plus output, of every role, over the whole run (not a per-reply
+    /// limit: that is `max_tokens` in `[student]` or `[teacher]`).
+    pub max_total_tokens: Option<u64>,
     /// Budget: US dollars at the models' prices.
     pub max_cost_usd: Option<f64>,
     /// Budget: wall time in seconds, including time before a resume.
@@ -161,15 +162,68 @@ pub struct OptimizerConfig {
     /// Longest wait between two polls of a batch, in seconds (polls start at 0.5 s and
     /// back off to this).
     pub batch_poll_secs: f64,
-    /// The teacher's sampling temperature. In a config file this is `[teacher] temperature`.
-    #[serde(skip)]
-    pub teacher_temperature: f32,
-    /// The teacher's token limit per reply. In a config file this is `[teacher] max_tokens`.
-    #[serde(skip)]
-    pub teacher_max_tokens: u32,
-    /// The teacher's frequency penalty (OpenAI semantics): keeps a weak teacher from repeating
-    /// one sentence until its token limit.
-    pub teacher_frequency_penalty: Option<f32>,
+}
+
+/// How the teacher samples: in a config file, the `[teacher]` table's `temperature`,
+/// `temperature_step`, `max_tokens` and `frequency_penalty`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct TeacherParams {
+    /// Sampling temperature of a round's first proposal.
+    pub temperature: f32,
+    /// Added to the temperature for each further proposal of a round (proposal `i` samples at
+    /// `temperature + i × temperature_step`), so a round's proposals differ; 0 samples all at
+    /// `temperature`.
+    pub temperature_step: f32,
+    /// Token limit per reply.
+    pub max_tokens: u32,
+    /// Frequency penalty (OpenAI semantics): keeps a weak teacher from repeating one sentence
+    /// until its token limit.
+    pub frequency_penalty: Option<f32>,
+}
+
+impl Default for TeacherParams {
+    fn default() -> Self {
+        TeacherParams {
+            temperature: 0.7,
+            temperature_step: 0.1,
+            max_tokens: 2048,
+            frequency_penalty: Some(0.5),
+        }
+    }
+}
+
+impl TeacherParams {
+    /// Why these cannot be used, if they cannot. Messages name the `[teacher]` key.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (name, v) in [
+            ("temperature", self.temperature),
+            ("temperature_step", self.temperature_step),
+        ] {
+            if !(v.is_finite() && (0.0..=2.0).contains(&v)) {
+                out.push(format!(
+                    "[teacher] `{name}` must be between 0 and 2, not {v}"
+                ));
+            }
+        }
+        if self.max_tokens == 0 {
+            out.push("[teacher] `max_tokens` must be at least 1".into());
+        }
+        if let Some(p) = self.frequency_penalty
+            && !(p.is_finite() && (-2.0..=2.0).contains(&p))
+        {
+            out.push(format!(
+                "[teacher] `frequency_penalty` must be between -2 and 2, not {p}"
+            ));
+        }
+        out
+    }
+
+    /// The temperature of a round's proposal `index` (0-based).
+    pub fn temperature_of(&self, index: usize) -> f32 {
+        self.temperature + self.temperature_step * index as f32
+    }
 }
 
 impl Default for OptimizerConfig {
@@ -207,16 +261,13 @@ impl Default for OptimizerConfig {
             target_score: None,
             patience: None,
             max_llm_calls: None,
-            max_tokens: None,
+            max_total_tokens: None,
             max_cost_usd: None,
             max_duration_secs: None,
             max_error_rate: 0.5,
             batch: BatchMode::Auto,
             batch_min_calls: 500,
             batch_poll_secs: 60.0,
-            teacher_temperature: 0.7,
-            teacher_max_tokens: 2048,
-            teacher_frequency_penalty: Some(0.5),
         }
     }
 }
@@ -226,7 +277,7 @@ impl OptimizerConfig {
     pub fn budget(&self) -> Budget {
         Budget {
             max_llm_calls: self.max_llm_calls,
-            max_tokens: self.max_tokens,
+            max_tokens: self.max_total_tokens,
             max_cost_usd: self.max_cost_usd,
             max_duration: self
                 .max_duration_secs
@@ -238,7 +289,7 @@ impl OptimizerConfig {
     /// Sets the budget from a [`Budget`].
     pub fn set_budget(&mut self, b: Budget) {
         self.max_llm_calls = b.max_llm_calls;
-        self.max_tokens = b.max_tokens;
+        self.max_total_tokens = b.max_tokens;
         self.max_cost_usd = b.max_cost_usd;
         self.max_duration_secs = b.max_duration.map(|d| d.as_secs_f64());
     }

@@ -285,7 +285,7 @@ mod tests {
     use std::sync::Mutex;
 
     use metaprompt_core::testing::ScriptedModel;
-    use metaprompt_core::{Budget, NoEvents, async_trait};
+    use metaprompt_core::{Budget, ModelUse, NoEvents, async_trait};
     use metaprompt_data::BasicDataMapper;
     use serde_json::json;
 
@@ -301,6 +301,9 @@ mod tests {
     impl Evaluator for Recording {
         fn name(&self) -> &str {
             "recording"
+        }
+        fn with_model_layer(&self, _layer: &metaprompt_core::ModelLayer<'_>) -> ModelUse {
+            ModelUse::None
         }
         async fn evaluate(&self, inputs: &[EvalInput]) -> Vec<EvalResult> {
             self.batches.lock().unwrap().push(inputs.len());

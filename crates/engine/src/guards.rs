@@ -53,6 +53,11 @@ pub enum Violation {
         "the prompt's instruction {0}; write instructions in full sentences that tell the model how to decide, and keep the input variables"
     )]
     Degenerate(String),
+    /// Words of the worked example's task (another task than this one).
+    #[error(
+        "the prompt is about the worked example's task (it says \"{0}\"), not this one; write the instruction for the task described above"
+    )]
+    CopiesExample(String),
     /// The messages do not match the prompt's roles in order.
     #[error("return every message of the prompt, in order, with roles {0}; got {1}")]
     Structure(String, String),
@@ -149,6 +154,9 @@ pub struct GuardContext {
     pub label_values: BTreeSet<String>,
     /// The fewest words an instruction may have (0: no minimum).
     pub min_instruction_words: usize,
+    /// The words of the teacher's worked example's task that the user's task does not use:
+    /// a rewrite that says them copied the example.
+    pub foreign_words: BTreeSet<String>,
 }
 
 /// A rewrite that passed, possibly after repair.
@@ -306,6 +314,12 @@ impl GuardContext {
                 .find(|g| self.reference_ngrams.contains(g))
         {
             return Err(Violation::CopiesReference(g));
+        }
+        if let Some(w) = words(&text)
+            .into_iter()
+            .find(|w| self.foreign_words.contains(w))
+        {
+            return Err(Violation::CopiesExample(w));
         }
         if let Some(why) = self.degenerate(&prompt) {
             return Err(Violation::Degenerate(why));

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use metaprompt_core::layer::{Cached, CallRole, Meter, Metered};
 use metaprompt_core::{
-    BatchExecutor, ChatModel, ChatRequest, ChatResponse, Evaluator, ModelError, Price,
+    BatchExecutor, CacheKey, ChatModel, ChatRequest, ChatResponse, Evaluator, ModelError, Price,
     ResponseCache, async_trait,
 };
 use tokio::sync::Semaphore;
@@ -45,6 +45,10 @@ impl ChatModel for Limited {
             .await
             .map_err(|_| ModelError::Cancelled)?;
         self.inner.complete(request).await
+    }
+
+    async fn absorb(&self, answers: &[(CacheKey, ChatResponse)], price: Option<Price>) -> bool {
+        self.inner.absorb(answers, price).await
     }
 }
 
@@ -115,7 +119,6 @@ impl RunModels {
         let batching = Arc::new(Batching {
             executors,
             imported: Arc::default(),
-            cache: cache.clone(),
         });
         let wrap = Wrap {
             meter: meter.clone(),
@@ -129,7 +132,7 @@ impl RunModels {
             .with_model_layer(&move |m: Arc<dyn ChatModel>| {
                 judge_wrap.apply(m, CallRole::Judge, Some(judge_permits.clone()))
             })
-            .unwrap_or_else(|| evaluator.clone());
+            .or(evaluator);
         RunModels {
             student: wrap.apply(student, CallRole::Student, Some(student_permits)),
             teacher: wrap.apply(teacher, CallRole::Teacher, None),

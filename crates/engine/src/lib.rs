@@ -69,7 +69,7 @@ use metaprompt_core::{ModelError, TemplateError};
 
 pub use config::{
     Acceptance, BatchMode, DEFAULT_EVAL_SUBSET_SIZE, DEFAULT_NUM_ROUNDS, DEFAULT_TASK_DESCRIPTION,
-    MutationKind, OptimizerConfig, ParentSelection,
+    MutationKind, OptimizerConfig, ParentSelection, TeacherParams,
 };
 pub use demos::{Demo, DemoSource};
 pub use edit::{EditMode, TeacherContext};

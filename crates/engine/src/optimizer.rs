@@ -234,7 +234,7 @@ impl MetaPromptOptimizer {
             self.teacher.price(),
             teacher_max,
             (cfg.teacher_input_budget / 3) as u64 + 1500,
-            u64::from(cfg.teacher_max_tokens),
+            u64::from(req.teacher_params.max_tokens),
         );
         let student_cost = bound(
             req.student.price(),

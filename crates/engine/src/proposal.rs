@@ -57,11 +57,12 @@ impl Run<'_> {
             }),
             layout: Layout::chosen(cfg.edit, &parent.prompt, &guards.editable),
         };
+        let teacher = &self.checked.request.teacher_params;
         let call = TeacherCall {
             teacher: &self.models.teacher,
-            temperature: cfg.teacher_temperature + 0.1 * plan.index as f32,
-            max_tokens: cfg.teacher_max_tokens,
-            frequency_penalty: cfg.teacher_frequency_penalty,
+            temperature: teacher.temperature_of(plan.index),
+            max_tokens: teacher.max_tokens,
+            frequency_penalty: teacher.frequency_penalty,
             seed: plan.seed,
             retries: cfg.teacher_retries,
             append_inputs: cfg.append_inputs,

@@ -9,7 +9,7 @@ use metaprompt_core::{
 use metaprompt_data::{Dataset, SplitConfig, Splits};
 
 use crate::EngineError;
-use crate::config::{DEFAULT_TASK_DESCRIPTION, OptimizerConfig};
+use crate::config::{DEFAULT_TASK_DESCRIPTION, OptimizerConfig, TeacherParams};
 use crate::demos::DemoTemplate;
 use crate::guards::GuardContext;
 
@@ -33,6 +33,8 @@ pub struct OptimizeRequest {
     pub student: Arc<dyn ChatModel>,
     /// The student's call parameters.
     pub student_params: GenerateParams,
+    /// How the teacher samples.
+    pub teacher_params: TeacherParams,
     /// Scores outputs.
     pub evaluator: Arc<dyn Evaluator>,
     /// Builds evaluator inputs.
@@ -89,6 +91,7 @@ impl OptimizeRequest {
                 temperature: Some(0.0),
                 ..GenerateParams::default()
             },
+            teacher_params: TeacherParams::default(),
             evaluator,
             data_mapper,
             data,
@@ -105,7 +108,8 @@ impl OptimizeRequest {
     /// Checks the request once, before any call: the knobs, the prompts against the data, the
     /// key map. Returns the splits the run works on, the guards, and the warnings to show.
     pub fn check(&self) -> Result<Checked, EngineError> {
-        let problems = self.config.problems();
+        let mut problems = self.config.problems();
+        problems.extend(self.teacher_params.problems());
         if !problems.is_empty() {
             return Err(EngineError::Config(problems.join("; ")));
         }
@@ -162,6 +166,7 @@ impl OptimizeRequest {
             editable,
             label_values: label_values(&splits.train, &labels),
             min_instruction_words: self.config.min_instruction_words,
+            foreign_words: foreign_words(&self.task_description, &self.initial_prompts),
             ..GuardContext::default()
         };
         if self.config.forbid_reference_copy {
@@ -188,6 +193,27 @@ impl OptimizeRequest {
             warnings,
         })
     }
+}
+
+/// The worked example's topic words that neither the task description nor an initial prompt
+/// says.
+fn foreign_words(task: &str, prompts: &[Prompt]) -> std::collections::BTreeSet<String> {
+    let mut own = task.to_lowercase();
+    for p in prompts {
+        for m in p.messages() {
+            own.push('\n');
+            own.push_str(&m.template.source().to_lowercase());
+        }
+    }
+    let own: std::collections::BTreeSet<&str> = own
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect();
+    crate::brief::system::EXAMPLE_TOPIC
+        .iter()
+        .filter(|w| !own.contains(**w))
+        .map(|w| w.to_string())
+        .collect()
 }
 
 /// The words of the label fields' values in train (lowercased), when the labels are a small
@@ -317,4 +343,18 @@ fn check_prompt(prompt: &Prompt, labels: &[String], index: usize) -> Result<(), 
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_examples_topic_is_foreign_unless_the_users_task_says_it() {
+        let p = |t: &str| vec![metaprompt_core::Prompt::parse(t).unwrap()];
+        let words = super::foreign_words("Classify adjectives.", &p("Is {word} positive?"));
+        assert!(words.contains("ticket") && words.contains("routine"));
+        // A user whose task is about tickets may write about tickets.
+        let words = super::foreign_words("Triage support tickets.", &p("Ticket: {ticket}"));
+        assert!(!words.contains("ticket") && !words.contains("tickets"));
+        assert!(words.contains("routine"));
+    }
 }

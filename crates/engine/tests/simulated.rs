@@ -7,7 +7,9 @@
 use std::sync::Arc;
 
 use metaprompt_core::testing::ScriptedModel;
-use metaprompt_core::{ChatRequest, EvalInput, EvalResult, Evaluator, Row, async_trait};
+use metaprompt_core::{
+    ChatRequest, EvalInput, EvalResult, Evaluator, ModelLayer, ModelUse, Row, async_trait,
+};
 use metaprompt_data::{BasicDataMapper, Dataset, SplitConfig};
 use metaprompt_engine::{DataSource, MetaPromptOptimizer, OptimizeRequest};
 use metaprompt_evals::{ExactMatch, Normalize};
@@ -156,6 +158,7 @@ mock! {
     #[async_trait]
     impl Evaluator for Eval {
         fn name(&self) -> &str;
+        fn with_model_layer<'a>(&self, layer: &ModelLayer<'a>) -> ModelUse;
         async fn evaluate(&self, inputs: &[EvalInput]) -> Vec<EvalResult>;
     }
 }
@@ -167,6 +170,7 @@ async fn the_evaluator_is_called_once_per_batch_with_every_item() {
     // best prompt is then scored on test (30) once, as it is also the initial prompt.
     let mut eval = MockEval::new();
     eval.expect_name().return_const("mock".to_string());
+    eval.expect_with_model_layer().returning(|_| ModelUse::None);
     let mut seq = mockall::Sequence::new();
     for size in [30usize, 12, 12, 30] {
         eval.expect_evaluate()

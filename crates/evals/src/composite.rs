@@ -3,23 +3,24 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use metaprompt_core::{EvalInput, EvalResult, Evaluator, ModelLayer, async_trait};
+use metaprompt_core::{
+    ChatModel, EvalInput, EvalResult, Evaluator, ModelLayer, ModelUse, async_trait,
+};
 
 /// The parts with `layer` around their models, or `None` when no part calls a model.
 fn layered(
     parts: &[Arc<dyn Evaluator>],
     layer: &ModelLayer<'_>,
 ) -> Option<Vec<Arc<dyn Evaluator>>> {
-    let wrapped: Vec<Option<Arc<dyn Evaluator>>> =
-        parts.iter().map(|p| p.with_model_layer(layer)).collect();
-    if wrapped.iter().all(Option::is_none) {
+    let wrapped: Vec<ModelUse> = parts.iter().map(|p| p.with_model_layer(layer)).collect();
+    if wrapped.iter().all(|w| matches!(w, ModelUse::None)) {
         return None;
     }
     Some(
         wrapped
             .into_iter()
             .zip(parts)
-            .map(|(w, p)| w.unwrap_or_else(|| p.clone()))
+            .map(|(w, p)| w.or(p))
             .collect(),
     )
 }
@@ -91,12 +92,14 @@ impl Evaluator for Weighted {
         "weighted"
     }
 
-    fn with_model_layer(&self, layer: &ModelLayer<'_>) -> Option<Arc<dyn Evaluator>> {
-        let parts = layered(&self.parts, layer)?;
-        Some(Arc::new(Weighted {
-            parts,
-            weights: self.weights.clone(),
-        }))
+    fn with_model_layer(&self, layer: &ModelLayer<'_>) -> ModelUse {
+        match layered(&self.parts, layer) {
+            Some(parts) => ModelUse::Layered(Arc::new(Weighted {
+                parts,
+                weights: self.weights.clone(),
+            })),
+            None => ModelUse::None,
+        }
     }
 
     fn model_calls_per_item(&self) -> u32 {
@@ -133,8 +136,10 @@ impl Evaluator for AllOf {
     fn name(&self) -> &str {
         "all_of"
     }
-    fn with_model_layer(&self, layer: &ModelLayer<'_>) -> Option<Arc<dyn Evaluator>> {
-        Some(Arc::new(AllOf::new(layered(&self.parts, layer)?)))
+    fn with_model_layer(&self, layer: &ModelLayer<'_>) -> ModelUse {
+        layered(&self.parts, layer).map_or(ModelUse::None, |p| {
+            ModelUse::Layered(Arc::new(AllOf::new(p)))
+        })
     }
     fn model_calls_per_item(&self) -> u32 {
         calls_per_item(&self.parts)
@@ -168,8 +173,10 @@ impl Evaluator for AnyOf {
     fn name(&self) -> &str {
         "any_of"
     }
-    fn with_model_layer(&self, layer: &ModelLayer<'_>) -> Option<Arc<dyn Evaluator>> {
-        Some(Arc::new(AnyOf::new(layered(&self.parts, layer)?)))
+    fn with_model_layer(&self, layer: &ModelLayer<'_>) -> ModelUse {
+        layered(&self.parts, layer).map_or(ModelUse::None, |p| {
+            ModelUse::Layered(Arc::new(AnyOf::new(p)))
+        })
     }
     fn model_calls_per_item(&self) -> u32 {
         calls_per_item(&self.parts)
@@ -218,6 +225,9 @@ impl<F: Fn(&EvalInput) -> EvalResult + Send + Sync> Evaluator for FnEvaluator<F>
     fn name(&self) -> &str {
         &self.name
     }
+    fn with_model_layer(&self, _layer: &ModelLayer<'_>) -> ModelUse {
+        ModelUse::None
+    }
     async fn evaluate(&self, inputs: &[EvalInput]) -> Vec<EvalResult> {
         inputs.iter().map(|i| (self.f)(i)).collect()
     }
@@ -252,7 +262,79 @@ where
     fn name(&self) -> &str {
         &self.name
     }
+    fn with_model_layer(&self, _layer: &ModelLayer<'_>) -> ModelUse {
+        ModelUse::None
+    }
     async fn evaluate(&self, inputs: &[EvalInput]) -> Vec<EvalResult> {
         futures::future::join_all(inputs.iter().cloned().map(|i| (self.f)(i))).await
+    }
+}
+
+/// An evaluator from an async closure that scores one item with a model: the closure
+/// receives the model, which in a run is the one the engine wrapped in its cache, meter and
+/// budget. Items run concurrently.
+///
+/// ```
+/// use std::sync::Arc;
+/// use metaprompt_core::{ChatModel, ChatRequest, EvalResult, Evaluator};
+/// use metaprompt_evals::ModelEvaluator;
+///
+/// fn politeness(model: Arc<dyn ChatModel>) -> impl Evaluator {
+///     ModelEvaluator::new("polite", model, |model: Arc<dyn ChatModel>, input| async move {
+///         let reply = input.response().unwrap_or_default();
+///         let question = format!("Is this polite? Answer yes or no.\n{reply}");
+///         match model.complete(ChatRequest::user(question)).await {
+///             Ok(r) => EvalResult::pass_fail(r.text.trim().starts_with("yes"), r.text),
+///             Err(e) => EvalResult::error(e.to_string()),
+///         }
+///     })
+/// }
+/// ```
+pub struct ModelEvaluator<F> {
+    name: String,
+    model: Arc<dyn ChatModel>,
+    f: Arc<F>,
+}
+
+impl<F, Fut> ModelEvaluator<F>
+where
+    F: Fn(Arc<dyn ChatModel>, EvalInput) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = EvalResult> + Send + 'static,
+{
+    /// Wraps an async closure and the model it calls.
+    pub fn new(name: impl Into<String>, model: Arc<dyn ChatModel>, f: F) -> Self {
+        ModelEvaluator {
+            name: name.into(),
+            model,
+            f: Arc::new(f),
+        }
+    }
+}
+
+#[async_trait]
+impl<F, Fut> Evaluator for ModelEvaluator<F>
+where
+    F: Fn(Arc<dyn ChatModel>, EvalInput) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = EvalResult> + Send + 'static,
+{
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn with_model_layer(&self, layer: &ModelLayer<'_>) -> ModelUse {
+        ModelUse::Layered(Arc::new(ModelEvaluator {
+            name: self.name.clone(),
+            model: layer(self.model.clone()),
+            f: self.f.clone(),
+        }))
+    }
+    fn model_calls_per_item(&self) -> u32 {
+        1
+    }
+    async fn evaluate(&self, inputs: &[EvalInput]) -> Vec<EvalResult> {
+        let calls = inputs
+            .iter()
+            .cloned()
+            .map(|i| (self.f)(self.model.clone(), i));
+        futures::future::join_all(calls).await
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 use metaprompt_core::{
     ChatModel, ChatRequest, EvalInput, EvalResult, Evaluator, Message, ModelError, ModelLayer,
-    ResponseSchema, async_trait, extract_json, schema_for,
+    ModelUse, ResponseSchema, async_trait, extract_json, schema_for,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -233,10 +233,10 @@ impl Evaluator for Judge {
         &self.name
     }
 
-    fn with_model_layer(&self, layer: &ModelLayer<'_>) -> Option<Arc<dyn Evaluator>> {
+    fn with_model_layer(&self, layer: &ModelLayer<'_>) -> ModelUse {
         let mut judge = self.clone();
         judge.model = layer(self.model.clone());
-        Some(Arc::new(judge))
+        ModelUse::Layered(Arc::new(judge))
     }
 
     fn model_calls_per_item(&self) -> u32 {

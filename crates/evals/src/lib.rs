@@ -24,7 +24,7 @@ mod spec;
 mod structured;
 mod util;
 
-pub use composite::{AllOf, AnyOf, AsyncFnEvaluator, FnEvaluator, Weighted};
+pub use composite::{AllOf, AnyOf, AsyncFnEvaluator, FnEvaluator, ModelEvaluator, Weighted};
 pub use judge::{Judge, Scale, TEMPLATES, UnknownTemplate, Verdict, template_rubric};
 pub use matching::{Contains, ContainsMode, ExactMatch, OneOf, Regex};
 pub use normalize::{Normalize, NormalizeSpec};

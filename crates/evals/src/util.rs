@@ -38,6 +38,12 @@ macro_rules! local_evaluator {
             fn name(&self) -> &str {
                 $name
             }
+            fn with_model_layer(
+                &self,
+                _layer: &metaprompt_core::ModelLayer<'_>,
+            ) -> metaprompt_core::ModelUse {
+                metaprompt_core::ModelUse::None
+            }
             async fn evaluate(
                 &self,
                 inputs: &[metaprompt_core::EvalInput],

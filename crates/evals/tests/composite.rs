@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use metaprompt_core::{EvalInput, EvalResult, Evaluator, async_trait};
+use metaprompt_core::{EvalInput, EvalResult, Evaluator, ModelLayer, ModelUse, async_trait};
 use metaprompt_evals::{AllOf, AnyOf, BuildContext, EvaluatorSpec, FnEvaluator, Weighted};
 use mockall::mock;
 
@@ -12,6 +12,7 @@ mock! {
     #[async_trait]
     impl Evaluator for Eval {
         fn name(&self) -> &str;
+        fn with_model_layer<'a>(&self, layer: &ModelLayer<'a>) -> ModelUse;
         async fn evaluate(&self, inputs: &[EvalInput]) -> Vec<EvalResult>;
     }
 }
@@ -25,6 +26,7 @@ fn inputs(n: usize) -> Vec<EvalInput> {
 fn mock_scoring(name: &'static str, score: f64) -> MockEval {
     let mut m = MockEval::new();
     m.expect_name().return_const(name.to_string());
+    m.expect_with_model_layer().returning(|_| ModelUse::None);
     m.expect_evaluate().times(1).returning(move |items| {
         items
             .iter()

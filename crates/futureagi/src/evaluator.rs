@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use metaprompt_core::{
-    ChatModel, ChatRequest, EvalInput, EvalResult, Evaluator, ModelLayer, async_trait,
+    ChatModel, ChatRequest, EvalInput, EvalResult, Evaluator, ModelLayer, ModelUse, async_trait,
 };
 use serde_json::{Value, json};
 
@@ -262,10 +262,10 @@ impl Evaluator for FutureAgiEvaluator {
         &self.name
     }
 
-    fn with_model_layer(&self, layer: &ModelLayer<'_>) -> Option<Arc<dyn Evaluator>> {
+    fn with_model_layer(&self, layer: &ModelLayer<'_>) -> ModelUse {
         let mut e = self.clone();
         e.model = layer(self.model.clone());
-        Some(Arc::new(e))
+        ModelUse::Layered(Arc::new(e))
     }
 
     fn model_calls_per_item(&self) -> u32 {

@@ -73,7 +73,7 @@ async fn smollm2_optimizes_a_small_task_end_to_end() {
     req.config.mutations = vec![metaprompt::engine::MutationKind::Rewrite];
     req.config.eval_subset_size = 6;
     req.student_params.max_tokens = Some(4);
-    req.config.teacher_max_tokens = 320;
+    req.teacher_params.max_tokens = 320;
     req.config.teacher_input_budget = 3000;
     req.config.max_error_rate = 1.0;
     let res = MetaPromptOptimizer::builder()

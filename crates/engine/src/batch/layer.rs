@@ -33,6 +33,8 @@ pub(crate) struct Imported {
 /// One model's calls collected for a batch.
 pub(crate) struct Group {
     pub(crate) executor: Arc<dyn BatchExecutor>,
+    /// The layers under the batch layer (cache, meter): the batch's answers go down them.
+    pub(crate) layers: Arc<dyn ChatModel>,
     pub(crate) role: CallRole,
     writer: Option<BatchFileWriter>,
     pub(crate) files: Vec<BatchFile>,
@@ -103,6 +105,7 @@ impl Collector {
     fn add(
         &self,
         executor: &Arc<dyn BatchExecutor>,
+        layers: &Arc<dyn ChatModel>,
         role: CallRole,
         key: &CacheKey,
         request: &ChatRequest,
@@ -117,6 +120,7 @@ impl Collector {
                 let stem = format!("{}-{}", role_name(role), groups.len());
                 groups.push(Group {
                     executor: executor.clone(),
+                    layers: layers.clone(),
                     role,
                     writer: Some(BatchFileWriter::new(
                         self.dir.clone(),
@@ -226,7 +230,7 @@ impl ChatModel for Batched {
             } else if lock(&self.imported.failed).contains(&key) {
                 // Its batch line failed: the scoring pass makes it live.
             } else if let Some(ex) = &self.executor {
-                collector.add(ex, self.role, &key, &request);
+                collector.add(ex, &self.inner, self.role, &key, &request);
             }
             return Err(ModelError::Deferred);
         }
@@ -240,5 +244,9 @@ impl ChatModel for Batched {
             }
         }
         self.inner.complete(request).await
+    }
+
+    async fn absorb(&self, answers: &[(CacheKey, ChatResponse)], price: Option<Price>) -> bool {
+        self.inner.absorb(answers, price).await
     }
 }

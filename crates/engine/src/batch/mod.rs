@@ -23,7 +23,7 @@ use std::time::Duration;
 use metaprompt_core::run::{Phase, RunEvent};
 use metaprompt_core::{
     BatchExecutor, BatchLine, BatchProgress, BatchState, CacheKey, ChatModel, ChatResponse,
-    ModelError, NoEvents, PendingBatch, Prompt, ResponseCache, Row,
+    ModelError, NoEvents, PendingBatch, Prompt, Row,
 };
 
 use crate::config::BatchMode;
@@ -38,7 +38,6 @@ pub(crate) use layer::{Batched, COLLECTING, Collector, Group, Imported, lock};
 pub(crate) struct Batching {
     pub(crate) executors: Vec<Arc<dyn BatchExecutor>>,
     pub(crate) imported: Arc<Imported>,
-    pub(crate) cache: Option<Arc<dyn ResponseCache>>,
 }
 
 impl Batching {
@@ -373,27 +372,14 @@ impl Run<'_> {
         Ok((n, failed))
     }
 
-    /// Meters a chunk of batch answers at the batch price and stores them in the cache in one
-    /// write (kept in memory for this session when there is no cache or the write fails).
+    /// Hands a chunk of batch answers down the model's layers (metered at the batch price,
+    /// kept by the cache in one write); kept in memory for this session when no cache kept
+    /// them.
     async fn store_answers(&self, g: &Group, chunk: &mut Vec<(CacheKey, ChatResponse)>) {
         if chunk.is_empty() {
             return;
         }
-        let price = g.executor.price();
-        for (_, resp) in chunk.iter() {
-            self.meter().record_batch(g.role, price, resp);
-        }
-        let stored = match &self.batching.cache {
-            Some(c) => match c.put_many(chunk).await {
-                Ok(()) => true,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot store the batch's answers; keeping them for this session");
-                    false
-                }
-            },
-            None => false,
-        };
-        if stored {
+        if g.layers.absorb(chunk, g.executor.price()).await {
             chunk.clear();
         } else {
             lock(&self.batching.imported.answers).extend(chunk.drain(..));

@@ -22,6 +22,9 @@ const SHARED_RULES: &str = "- Never use the fields named as forbidden; never men
 
 const EXAMPLE_ANALYSIS: &str = "The failures are long tickets where the student wrote a sentence instead of a label; the short tickets it labels well.";
 const EXAMPLE_HYPOTHESIS: &str = "The prompt never says the answer must be one of the two labels, so the student explains instead of answering.";
+/// The worked example's topic: words a rewrite of the user's prompt has no reason to say
+/// unless it copied the example (see `GuardContext::foreign_words`).
+pub(crate) const EXAMPLE_TOPIC: [&str; 3] = ["ticket", "tickets", "routine"];
 const EXAMPLE_INSTRUCTION: &str = "Decide whether the support ticket is urgent. A ticket is urgent when the customer cannot use the product at all. Answer with exactly one word: urgent or routine.";
 
 fn example(last_field: &str, value: serde_json::Value) -> String {

@@ -175,3 +175,26 @@ fn variables_may_move_between_editable_messages() {
     let wrong = c.check_messages(&chat(), &[(Role::User, "{text}".into())]);
     assert!(matches!(wrong, Err(Violation::Structure(..))));
 }
+
+#[test]
+fn a_rewrite_that_copies_the_worked_examples_task_is_refused() {
+    let c = GuardContext {
+        foreign_words: ["ticket".to_string(), "routine".into()].into(),
+        ..ctx()
+    };
+    let copied = "Decide whether the support ticket is urgent or routine.\n{text}";
+    assert_eq!(
+        c.check(copied),
+        Err(Violation::CopiesExample("ticket".into()))
+    );
+    assert!(
+        c.check(copied)
+            .unwrap_err()
+            .to_string()
+            .contains("the worked example's task")
+    );
+    assert!(
+        c.check("Decide whether the message is spam.\n{text}")
+            .is_ok()
+    );
+}
