@@ -114,6 +114,9 @@ impl AnthropicBuilder {
         for (k, v) in &self.headers {
             put(k, v)?;
         }
+        // reqwest is built without a bundled crypto provider (no C toolchain needed):
+        // ring is installed once per process; a provider the host set first wins.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .timeout(self.timeout)
             .default_headers(headers)

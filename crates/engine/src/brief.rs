@@ -148,6 +148,8 @@ pub(crate) struct Brief<'a> {
     pub(crate) merge: Option<MergeWith<'a>>,
     /// Set when the teacher edits only the instruction of `current`.
     pub(crate) layout: Option<Layout>,
+    /// Whether the system message shows the worked reply (see `TeacherContext`).
+    pub(crate) worked_example: bool,
 }
 
 impl Brief<'_> {

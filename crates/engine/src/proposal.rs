@@ -5,7 +5,7 @@ use metaprompt_core::Role;
 use metaprompt_core::run::RunEvent;
 
 use crate::brief::{Brief, MergeWith};
-use crate::edit::Layout;
+use crate::edit::{Layout, TeacherContext};
 use crate::evaluate::Evaluation;
 use crate::pool::Candidate;
 use crate::round::{ChildPlan, RoundCtx};
@@ -56,6 +56,7 @@ impl Run<'_> {
                 other_wins: wins(o, parent),
             }),
             layout: Layout::chosen(cfg.edit, &parent.prompt, &guards.editable),
+            worked_example: cfg.teacher_context == TeacherContext::Full,
         };
         let teacher = &self.checked.request.teacher_params;
         let call = TeacherCall {

@@ -194,7 +194,7 @@ impl TeacherCall<'_> {
     ) -> Proposal {
         let chat = !parent.is_single();
         let mut messages = vec![
-            Message::system(system_prompt(brief.shape())),
+            Message::system(system_prompt(brief.shape(), brief.worked_example)),
             Message::user(brief.render()),
         ];
         let mut p = Proposal {

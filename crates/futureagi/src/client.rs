@@ -133,6 +133,9 @@ impl FutureAgiClient {
             value.set_sensitive(true);
             headers.insert(k, value);
         }
+        // reqwest is built without a bundled crypto provider (no C toolchain needed):
+        // ring is installed once per process; a provider the host set first wins.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .timeout(config.timeout)
             .default_headers(headers)

@@ -130,6 +130,9 @@ impl OpenAiBuilder {
                 .map_err(|e| ConfigError::BadHeader(k.clone(), e.to_string()))?;
             headers.insert(name, value);
         }
+        // reqwest is built without a bundled crypto provider (no C toolchain needed):
+        // ring is installed once per process; a provider the host set first wins.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         reqwest::Client::builder()
             .timeout(self.timeout)
             .default_headers(headers)

@@ -24,6 +24,8 @@ impl MessagesChat {
         api_key: impl Into<String>,
         model: impl Into<String>,
     ) -> Self {
+        // This workspace builds reqwest without a bundled crypto provider; install ring once.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         MessagesChat {
             http: reqwest::Client::new(),
             base_url: base_url.into(),

@@ -35,8 +35,8 @@ fn example(last_field: &str, value: serde_json::Value) -> String {
     serde_json::Value::Object(reply).to_string()
 }
 
-/// The system message for `shape`.
-pub(crate) fn system_prompt(shape: Shape) -> String {
+/// The system message for `shape`, with the worked reply when `worked_example`.
+pub(crate) fn system_prompt(shape: Shape, worked_example: bool) -> String {
     let (step, rules, reply, example) = match shape {
         Shape::Whole => (
             "Rewrite the whole prompt to fix that cause, changing what the hypothesis needs and keeping what works.",
@@ -61,13 +61,19 @@ pub(crate) fn system_prompt(shape: Shape) -> String {
         ),
         Shape::Instruction => (
             "Rewrite the instruction to fix that cause: sentences that tell the student what to do, changing what the hypothesis needs and keeping what works.",
-            "- Write only the instruction. The engine puts the inputs (shown under Inputs) with it; never write them yourself. Name an input in words (\"the ticket\"), never in braces.\n- The instruction is sentences that tell the student what to do, never a bare answer or label.",
+            "- Write only the instruction. The engine puts the inputs (shown under Inputs) with it; never write them yourself. Name an input in words (\"the text\"), never in braces.\n- The instruction is sentences that tell the student what to do, never a bare answer or label.",
             "{\"analysis\": ..., \"hypothesis\": ..., \"instruction\": ...}",
             example("instruction", EXAMPLE_INSTRUCTION.into()),
         ),
     };
+    let method = format!(
+        "{INTRO}\n\nMethod:\n1. Diagnose: find the patterns shared by the failures. Compare them with the successes.\n2. State one testable hypothesis about why the prompt fails.\n3. {step}\n4. Learn from the ledger: do not repeat rejected ideas; build on accepted ones.\n\nRules:\n{rules}\n{SHARED_RULES}\n- Reply with JSON only: {reply}."
+    );
+    if !worked_example {
+        return method;
+    }
     format!(
-        "{INTRO}\n\nMethod:\n1. Diagnose: find the patterns shared by the failures. Compare them with the successes.\n2. State one testable hypothesis about why the prompt fails.\n3. {step}\n4. Learn from the ledger: do not repeat rejected ideas; build on accepted ones.\n\nRules:\n{rules}\n{SHARED_RULES}\n- Reply with JSON only: {reply}.\n\nAn example reply, for another task (labelling support tickets as urgent or routine):\n{example}"
+        "{method}\n\nAn example reply, for another task (labelling support tickets as urgent or routine):\n{example}"
     )
 }
 
@@ -82,12 +88,27 @@ mod tests {
             (Shape::Chat, "messages"),
             (Shape::Instruction, "instruction"),
         ] {
-            let s = system_prompt(shape);
+            let s = system_prompt(shape, true);
             let example = s.lines().last().unwrap();
             let v: serde_json::Value = serde_json::from_str(example).unwrap();
             assert!(v.get(field).is_some(), "{shape:?}: {example}");
             assert!(s.contains(&format!("\"{field}\": ")), "{shape:?}");
         }
-        assert!(!system_prompt(Shape::Instruction).contains("{text}"));
+        assert!(!system_prompt(Shape::Instruction, true).contains("{text}"));
+    }
+
+    #[test]
+    fn the_compact_message_leaves_out_the_worked_reply() {
+        for shape in [Shape::Whole, Shape::Chat, Shape::Instruction] {
+            let (full, compact) = (system_prompt(shape, true), system_prompt(shape, false));
+            assert!(
+                full.starts_with(&compact) && full.contains("ticket"),
+                "{shape:?}"
+            );
+            assert!(
+                !compact.contains("ticket") && compact.ends_with("}."),
+                "{shape:?}: {compact}"
+            );
+        }
     }
 }
