@@ -13,6 +13,8 @@
 //!   when something is missing.
 //! - `tidy`: no file of `crates/*/src` over 400 lines; no two files of one crate that import
 //!   each other, directly or through others.
+//! - `python`: the Python package alone (fmt, clippy, the wheel in a fresh virtualenv,
+//!   pytest against the mock); `test` runs it too.
 //! - `prereqs [--install]`: the same check; with `--install`, as root with apt-get, installs
 //!   what is missing (`.ci/run` calls this).
 
@@ -21,6 +23,7 @@ mod doctor;
 mod imports;
 mod libclang;
 mod prereqs;
+mod python;
 mod reference;
 mod release;
 mod tidy;
@@ -42,6 +45,7 @@ Commands:
   prereqs [--install]  check the prerequisites (and install them as root with apt-get)
   codegen [--check]  regenerate (or check) docs/config.schema.json, docs/config-reference.md, docs/result.schema.json
   release --check  check that every publishable crate is ready
+  python        build the Python wheel, install it into a fresh virtualenv and run its pytest suite
   tidy          check that no file of crates/*/src has over 400 lines and no two files of a crate import each other
 ";
 
@@ -66,6 +70,7 @@ fn run() -> Result<()> {
         "llama-reference" => reference::run(),
         "doctor" => doctor::run(),
         "tidy" => tidy::run(&root()?),
+        "python" => python::test(),
         "prereqs" => {
             prereqs::ensure(rest.iter().any(|a| a == "--install"))?;
             eprint!("{}", prereqs::Report::probe().render());
@@ -230,6 +235,8 @@ fn test() -> Result<()> {
     if !status.success() {
         bail!("cargo doc failed with {status}");
     }
+    // The Python package: its own workspace, built by maturin into a fresh virtualenv.
+    python::test()?;
     eprintln!("xtask test: all checks passed");
     Ok(())
 }

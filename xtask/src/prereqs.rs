@@ -33,7 +33,7 @@ struct Prereq {
     probe: fn() -> Option<String>,
 }
 
-const PREREQS: [Prereq; 5] = [
+const PREREQS: [Prereq; 6] = [
     Prereq {
         name: "C++ compiler",
         why: "compiles llama.cpp",
@@ -100,6 +100,17 @@ const PREREQS: [Prereq; 5] = [
             brew: "python",
         },
         probe: || first_line("python3", &["-m", "pip", "--version"]),
+    },
+    Prereq {
+        name: "venv for python3",
+        why: "`cargo xtask test` installs the Python wheel into a fresh virtualenv",
+        packages: Packages {
+            apt: "python3-venv",
+            dnf: "python3",
+            pacman: "python",
+            brew: "python",
+        },
+        probe: || first_line("python3", &["-c", "import ensurepip, venv; print('venv')"]),
     },
 ];
 

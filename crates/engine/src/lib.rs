@@ -48,6 +48,7 @@ mod child;
 mod commit;
 mod config;
 mod demos;
+pub mod doc;
 mod edit;
 mod evaluate;
 mod guards;

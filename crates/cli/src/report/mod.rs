@@ -4,7 +4,6 @@
 //! Everything is written from the result document alone, so `metaprompt report` rebuilds the
 //! same files from a store, also for documents written by earlier versions.
 
-mod doc;
 mod examples;
 mod html;
 mod summary;
@@ -14,7 +13,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde_json::Value;
 
-pub(crate) use doc::{prompt_messages, result_json, result_schema};
+pub(crate) use metaprompt::engine::doc::{prompt_messages, result_json, result_schema};
 pub(crate) use summary::print_summary;
 
 pub(super) fn f3(v: &Value) -> String {

@@ -1,6 +1,7 @@
-//! `result.json`: the contract, built from an `OptimizeResult`.
+//! `result.json`: the contract, built from an `OptimizeResult` (the CLI's run directory and
+//! the Python package's result are the same document).
 
-use metaprompt::engine::{ExampleReport, OptimizeResult};
+use crate::{ExampleReport, OptimizeResult};
 use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
@@ -218,11 +219,11 @@ impl From<&ExampleReport> for AnswerDoc {
 }
 
 /// The JSON schema of `result.json`.
-pub(crate) fn result_schema() -> Value {
+pub fn result_schema() -> Value {
     serde_json::to_value(schemars::schema_for!(ResultDoc)).unwrap_or_default()
 }
 
-fn messages(p: &metaprompt::core::Prompt) -> Vec<MessageDoc> {
+fn messages(p: &metaprompt_core::Prompt) -> Vec<MessageDoc> {
     p.messages()
         .iter()
         .map(|m| MessageDoc {
@@ -233,7 +234,7 @@ fn messages(p: &metaprompt::core::Prompt) -> Vec<MessageDoc> {
 }
 
 /// The result document (see [`ResultDoc`]).
-pub(crate) fn result_json(r: &OptimizeResult) -> Value {
+pub fn result_json(r: &OptimizeResult) -> Value {
     let pair = |c: Option<(f64, f64)>| c.map(|(a, b)| [a, b]);
     let doc = ResultDoc {
         best_prompt: r.best_prompt.text(),
@@ -319,7 +320,7 @@ pub(crate) fn result_json(r: &OptimizeResult) -> Value {
 
 /// The messages of a result document's prompt (`best` or `initial`): the `*_messages` field,
 /// or, in a document written before chat prompts, one user message holding the text.
-pub(crate) fn prompt_messages(d: &Value, which: &str) -> Vec<(String, String)> {
+pub fn prompt_messages(d: &Value, which: &str) -> Vec<(String, String)> {
     if let Some(list) = d[format!("{which}_messages")].as_array() {
         return list
             .iter()
