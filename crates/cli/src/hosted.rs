@@ -68,23 +68,12 @@ impl Hosted {
 #[cfg(feature = "futureagi")]
 mod futureagi {
     use std::sync::{Arc, Mutex};
-    use std::time::Duration;
 
     use metaprompt::core::Evaluator;
     use metaprompt::evals::{EvaluatorSpec, SpecError};
-    use metaprompt::futureagi::{
-        ClientConfig, DEFAULT_MODEL, FutureAgiClient, FutureAgiEvaluator, TemplateKeysView,
-        check_keys, known_keys,
-    };
+    use metaprompt::futureagi::{FutureAgiEvaluator, from_spec};
 
     use crate::models::ModelPool;
-
-    fn err(message: impl Into<String>) -> SpecError {
-        SpecError {
-            kind: "futureagi".into(),
-            message: message.into(),
-        }
-    }
 
     pub(super) fn build(
         spec: &EvaluatorSpec,
@@ -92,66 +81,15 @@ mod futureagi {
         keys: &[String],
         built: &Mutex<Vec<FutureAgiEvaluator>>,
     ) -> Option<Result<Arc<dyn Evaluator>, SpecError>> {
-        let EvaluatorSpec::Futureagi {
-            template,
-            model,
-            base_url,
-            api_key_env,
-            secret_key_env,
-            max_concurrency,
-            timeout_secs,
-            price_per_call,
-            asynchronous,
-        } = spec
-        else {
-            return None;
-        };
-        Some((|| {
-            // The templates this build knows are checked now, before anything is called.
-            if let Some((required, optional)) = known_keys(template) {
-                check_keys(
-                    template,
-                    &TemplateKeysView {
-                        required: &required,
-                        optional: &optional,
-                    },
-                    keys,
-                )
-                .map_err(|e| err(e.to_string()))?;
+        Some(from_spec(spec, keys)?.map(|made| {
+            for s in &made.secrets {
+                pool.remember(s);
             }
-            let mut cfg = ClientConfig::from_env(api_key_env.as_deref(), secret_key_env.as_deref())
-                .map_err(|e| err(e.to_string()))?;
-            pool.remember(&cfg.api_key);
-            pool.remember(&cfg.secret_key);
-            cfg.base_url = base_url.clone();
-            if let Some(t) = timeout_secs {
-                if !(t.is_finite() && *t > 0.0) {
-                    return Err(err("`timeout_secs` must be a positive number of seconds"));
-                }
-                cfg.timeout = Duration::from_secs_f64(*t);
-            }
-            if let Some(p) = price_per_call {
-                if !(p.is_finite() && *p >= 0.0) {
-                    return Err(err(
-                        "`price_per_call` must be a non-negative number of US dollars",
-                    ));
-                }
-                cfg.price_per_call = *p;
-            }
-            cfg.asynchronous = *asynchronous;
-            let client = FutureAgiClient::new(cfg).map_err(|e| err(e.to_string()))?;
-            let e = FutureAgiEvaluator::new(
-                client,
-                template.clone(),
-                model.clone().unwrap_or_else(|| DEFAULT_MODEL.to_string()),
-                keys.to_vec(),
-            )
-            .with_max_concurrency(*max_concurrency);
             built
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .push(e.clone());
-            Ok(Arc::new(e) as Arc<dyn Evaluator>)
-        })())
+                .push(made.evaluator.clone());
+            Arc::new(made.evaluator) as Arc<dyn Evaluator>
+        }))
     }
 }

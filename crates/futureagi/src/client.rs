@@ -135,6 +135,9 @@ impl FutureAgiClient {
         }
         // reqwest is built without a bundled crypto provider (no C toolchain needed):
         // ring is installed once per process; a provider the host set first wins.
+        // Newer rustls releases deprecate ring's provider (it lacks post-quantum key exchange);
+        // it stays the one that needs no C toolchain.
+        #[allow(deprecated)]
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .timeout(config.timeout)

@@ -22,12 +22,14 @@
 mod api;
 mod client;
 mod evaluator;
+mod spec;
 
 pub use api::{API_KEY_ENV, BASE_URL_ENV, DEFAULT_BASE_URL, DEFAULT_MODEL, SECRET_KEY_ENV};
 pub use client::{ClientConfig, ConfigError, FutureAgiClient};
 pub use evaluator::{
     FutureAgiEvaluator, KNOWN_TEMPLATES, KeyMismatch, TemplateKeysView, check_keys, known_keys,
 };
+pub use spec::{FromSpec, from_spec};
 
 /// Why the key map could not be confirmed against the live catalogue.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

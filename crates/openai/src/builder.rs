@@ -132,6 +132,9 @@ impl OpenAiBuilder {
         }
         // reqwest is built without a bundled crypto provider (no C toolchain needed):
         // ring is installed once per process; a provider the host set first wins.
+        // Newer rustls releases deprecate ring's provider (it lacks post-quantum key exchange);
+        // it stays the one that needs no C toolchain.
+        #[allow(deprecated)]
         let _ = rustls::crypto::ring::default_provider().install_default();
         reqwest::Client::builder()
             .timeout(self.timeout)

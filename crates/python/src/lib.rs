@@ -71,7 +71,13 @@ fn score(
     items: &str,
     batch_size: usize,
 ) -> PyResult<(Vec<(f64, String)>, f64)> {
-    let e = request::evaluator(py, evaluator, None)?;
+    let fields: Vec<serde_json::Map<String, serde_json::Value>> =
+        serde_json::from_str(items).map_err(|err| Failure::Usage(format!("items: {err}")))?;
+    let keys = fields
+        .first()
+        .map(|f| f.keys().cloned().collect())
+        .unwrap_or_default();
+    let e = request::evaluator(py, evaluator, None, keys, &mut Vec::new(), &mut Vec::new())?;
     let fields: Vec<serde_json::Map<String, serde_json::Value>> =
         serde_json::from_str(items).map_err(|err| Failure::Usage(format!("items: {err}")))?;
     let inputs: Vec<metaprompt::core::EvalInput> = fields

@@ -3,12 +3,13 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use metaprompt::core::{ChatModel, Evaluator, Prompt, Role, Row};
 use metaprompt::data::{BasicDataMapper, Dataset, LoadOptions, SplitConfig, load};
 use metaprompt::engine::{Checked, DataSource, OptimizeRequest, OptimizerConfig, TeacherParams};
-use metaprompt::evals::{BuildContext, EvaluatorSpec};
+use metaprompt::evals::{BuildContext, EvaluatorSpec, ExternalBuilder};
+use metaprompt::futureagi::{FutureAgiEvaluator, from_spec};
 use pyo3::prelude::*;
 use serde::Deserialize;
 
@@ -66,6 +67,8 @@ pub(crate) struct Built {
     pub(crate) checked: Checked,
     pub(crate) teacher: Arc<dyn ChatModel>,
     pub(crate) secrets: Vec<String>,
+    /// FutureAGI evaluators, whose key map is checked against the live catalogue first.
+    pub(crate) hosted: Vec<FutureAgiEvaluator>,
     pub(crate) run_dir: Option<PathBuf>,
     pub(crate) progress: bool,
     pub(crate) request_text: String,
@@ -122,21 +125,44 @@ fn model(
 }
 
 /// A built-in evaluator (`_spec()`) or a Python callable.
+///
+/// `keys` are the key map's evaluator keys (FutureAGI templates check them); the secrets a
+/// hosted evaluator read from the environment are added to `secrets`.
 pub(crate) fn evaluator(
     py: Python<'_>,
     obj: Py<PyAny>,
     judge: Option<Arc<dyn ChatModel>>,
+    keys: Vec<String>,
+    secrets: &mut Vec<String>,
+    hosted_built: &mut Vec<FutureAgiEvaluator>,
 ) -> Result<Arc<dyn Evaluator>, Failure> {
     if let Some(text) = spec_of(py, &obj)? {
         let spec: EvaluatorSpec =
             serde_json::from_str(&text).map_err(|e| usage(format!("evaluator: {e}")))?;
-        return spec
+        type Made = (Vec<String>, Vec<FutureAgiEvaluator>);
+        let read: Arc<Mutex<Made>> = Arc::default();
+        let sink = read.clone();
+        let hosted: Arc<ExternalBuilder> = Arc::new(move |spec| {
+            Some(from_spec(spec, &keys)?.map(|made| {
+                if let Ok(mut s) = sink.lock() {
+                    s.0.extend(made.secrets);
+                    s.1.push(made.evaluator.clone());
+                }
+                Arc::new(made.evaluator) as Arc<dyn Evaluator>
+            }))
+        });
+        let built = spec
             .build(&BuildContext {
                 judge_model: judge,
                 base_dir: std::env::current_dir().unwrap_or_default(),
-                external: None,
+                external: Some(hosted),
             })
-            .map_err(usage);
+            .map_err(usage)?;
+        if let Ok(mut r) = read.lock() {
+            secrets.append(&mut r.0);
+            hosted_built.append(&mut r.1);
+        }
+        return Ok(built);
     }
     if !obj.bind(py).is_callable() {
         return Err(usage(format!(
@@ -231,7 +257,16 @@ pub(crate) fn build(
     let mut secrets = Vec::new();
     let student = model(py, student, "student", &mut secrets)?;
     let teacher = model(py, teacher, "teacher_generator", &mut secrets)?;
-    let evaluator = evaluator(py, evaluator_obj, Some(teacher.clone()))?;
+    let keys = r.key_map.keys().cloned().collect();
+    let mut hosted = Vec::new();
+    let evaluator = evaluator(
+        py,
+        evaluator_obj,
+        Some(teacher.clone()),
+        keys,
+        &mut secrets,
+        &mut hosted,
+    )?;
     let source = DataSource::Dataset(
         ds,
         SplitConfig {
@@ -253,6 +288,7 @@ pub(crate) fn build(
         checked,
         teacher,
         secrets,
+        hosted,
         run_dir: r.run_dir,
         progress: r.progress,
         request_text: text.to_string(),

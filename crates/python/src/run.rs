@@ -50,6 +50,15 @@ fn run_id(dir: &Path) -> (String, bool) {
 type Outcome = Result<(serde_json::Value, bool), Failure>;
 
 async fn drive(mut built: Built, cancel: CancelFlag) -> Outcome {
+    // As the command does: a FutureAGI key map against the live catalogue, before any call.
+    for e in &built.hosted {
+        e.check().await.map_err(|err| match err {
+            metaprompt::futureagi::CheckError::Catalogue(m) => {
+                Failure::Runtime(format!("evaluator: {m}"))
+            }
+            other => Failure::Usage(format!("evaluator / data_mapper: {other}")),
+        })?;
+    }
     let bar = Arc::new(Bar::new(
         built.checked.request().config.num_rounds,
         built.progress,
@@ -138,6 +147,7 @@ pub(crate) fn execute(py: Python<'_>, built: Built) -> PyResult<String> {
         .map_err(runtime)?;
     let cancel = CancelFlag::new();
     let flag = cancel.clone();
+    let has_dir = built.run_dir.is_some();
     let (tx, rx) = std::sync::mpsc::channel::<Outcome>();
     let worker = std::thread::spawn(move || {
         let out = rt.block_on(drive(built, flag));
@@ -157,7 +167,12 @@ pub(crate) fn execute(py: Python<'_>, built: Built) -> PyResult<String> {
                 if py.check_signals().is_err() && !interrupted_by_user {
                     interrupted_by_user = true;
                     eprintln!(
-                        "\nmetaprompt: interrupted: finishing the calls in flight and saving a checkpoint (call optimize again with the same run_dir to resume)…"
+                        "\nmetaprompt: interrupted: finishing the calls in flight{}…",
+                        if has_dir {
+                            " and saving a checkpoint (call optimize again with the same run_dir to resume)"
+                        } else {
+                            ""
+                        }
                     );
                     cancel.cancel();
                 }
@@ -171,10 +186,13 @@ pub(crate) fn execute(py: Python<'_>, built: Built) -> PyResult<String> {
     };
     let _ = py.detach(|| worker.join());
     let (doc, interrupted) = outcome?;
-    if interrupted || interrupted_by_user {
-        return Err(PyKeyboardInterrupt::new_err(
-            "interrupted; the run's checkpoint is saved: call optimize again with the same run_dir to resume",
-        ));
+    // Ctrl-C after the last call: the run is complete and saved, so its result is returned.
+    if interrupted {
+        return Err(PyKeyboardInterrupt::new_err(if has_dir {
+            "interrupted; the run's checkpoint is saved: call optimize again with the same run_dir to resume"
+        } else {
+            "interrupted (without run_dir nothing was kept: pass run_dir= to make a run resumable)"
+        }));
     }
     serde_json::to_string(&doc).map_err(|e| runtime(e).into())
 }

@@ -2,6 +2,7 @@
 
 import os
 import signal
+import time
 
 import pytest
 
@@ -39,6 +40,7 @@ def test_resume_after_an_interruption_makes_no_repeated_call(mock, sms_rows, tmp
         calls["n"] += 1
         if calls["n"] == 4:  # mid-run: after the baseline and a round's first scoring
             os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.5)  # the main thread sees Ctrl-C while this batch is in flight
         return _exact(outputs, rows)
 
     run_dir = tmp_path / "cut"

@@ -25,6 +25,9 @@ impl MessagesChat {
         model: impl Into<String>,
     ) -> Self {
         // This workspace builds reqwest without a bundled crypto provider; install ring once.
+        // Newer rustls releases deprecate ring's provider (it lacks post-quantum key exchange);
+        // it stays the one that needs no C toolchain.
+        #[allow(deprecated)]
         let _ = rustls::crypto::ring::default_provider().install_default();
         MessagesChat {
             http: reqwest::Client::new(),

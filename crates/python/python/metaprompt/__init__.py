@@ -144,9 +144,35 @@ class Evaluator:
     For your own metric pass a callable to ``optimize(evaluator=...)`` instead:
     ``fn(outputs: list[str], rows: list[dict]) -> list[float | (float, str)]``, called once
     per batch; ``rows`` are the data mapper's view of each row (``expected_response`` …).
+
+    FutureAGI's templates as agent-opt names them: ``Evaluator(eval_template="summary_quality",
+    eval_model_name="turing_flash")``, the keys read from ``FI_API_KEY`` and ``FI_SECRET_KEY``
+    (or the variables named by ``api_key_env`` / ``secret_key_env``) when the run starts.
     """
 
-    def __init__(self, kind: str, **options: Any) -> None:
+    def __init__(
+        self,
+        kind: Optional[str] = None,
+        *,
+        eval_template: Optional[str] = None,
+        eval_model_name: Optional[str] = None,
+        fi_api_key: Optional[str] = None,
+        fi_secret_key: Optional[str] = None,
+        **options: Any,
+    ) -> None:
+        if fi_api_key is not None or fi_secret_key is not None:
+            # Never kept on an object (it would reach reprs, logs and pickles).
+            raise ValueError(
+                "pass FutureAGI's keys through the environment: FI_API_KEY and FI_SECRET_KEY "
+                "(or name other variables with api_key_env= and secret_key_env=)"
+            )
+        if eval_template is not None:
+            if kind not in (None, "futureagi"):
+                raise ValueError("give a kind or an eval_template, not both")
+            kind = "futureagi"
+            options["template"] = eval_template
+            if eval_model_name is not None:
+                options["model"] = eval_model_name
         if not isinstance(kind, str) or not kind:
             raise ValueError("Evaluator(kind, **options): kind is a name such as 'exact_match'")
         self.kind = kind
