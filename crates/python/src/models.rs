@@ -59,6 +59,28 @@ fn seconds(t: Option<f64>) -> Result<Option<Duration>, String> {
     }
 }
 
+/// An HTTP client from a provider's builder: the same five settings for every provider.
+macro_rules! http_model {
+    ($builder:expr, $base_url:expr, $api_key_env:expr, $timeout:expr, $max_concurrency:expr) => {{
+        let secret = key(&$api_key_env)?;
+        let mut b = $builder.api_key(secret.clone());
+        if let Some(u) = $base_url {
+            b = b.base_url(u);
+        }
+        if let Some(t) = seconds($timeout)? {
+            b = b.timeout(t);
+        }
+        if let Some(n) = $max_concurrency {
+            b = b.max_concurrency(n);
+        }
+        let m = b.build().map_err(|e| e.to_string())?;
+        Ok(Built {
+            model: Arc::new(m),
+            secrets: vec![secret],
+        })
+    }};
+}
+
 impl ModelSpec {
     /// Builds the client; errors are the user's input being wrong.
     pub(crate) fn build(self) -> Result<Built, String> {
@@ -69,49 +91,26 @@ impl ModelSpec {
                 api_key_env,
                 timeout,
                 max_concurrency,
-            } => {
-                let secret = key(&api_key_env)?;
-                let mut b = metaprompt::openai::OpenAiChat::builder(model).api_key(secret.clone());
-                if let Some(u) = base_url {
-                    b = b.base_url(u);
-                }
-                if let Some(t) = seconds(timeout)? {
-                    b = b.timeout(t);
-                }
-                if let Some(n) = max_concurrency {
-                    b = b.max_concurrency(n);
-                }
-                let m = b.build().map_err(|e| e.to_string())?;
-                Ok(Built {
-                    model: Arc::new(m),
-                    secrets: vec![secret],
-                })
-            }
+            } => http_model!(
+                metaprompt::openai::OpenAiChat::builder(model),
+                base_url,
+                api_key_env,
+                timeout,
+                max_concurrency
+            ),
             ModelSpec::Anthropic {
                 model,
                 base_url,
                 api_key_env,
                 timeout,
                 max_concurrency,
-            } => {
-                let secret = key(&api_key_env)?;
-                let mut b =
-                    metaprompt::anthropic::AnthropicChat::builder(model).api_key(secret.clone());
-                if let Some(u) = base_url {
-                    b = b.base_url(u);
-                }
-                if let Some(t) = seconds(timeout)? {
-                    b = b.timeout(t);
-                }
-                if let Some(n) = max_concurrency {
-                    b = b.max_concurrency(n);
-                }
-                let m = b.build().map_err(|e| e.to_string())?;
-                Ok(Built {
-                    model: Arc::new(m),
-                    secrets: vec![secret],
-                })
-            }
+            } => http_model!(
+                metaprompt::anthropic::AnthropicChat::builder(model),
+                base_url,
+                api_key_env,
+                timeout,
+                max_concurrency
+            ),
             ModelSpec::Llama { model_path } => llama(model_path),
         }
     }
