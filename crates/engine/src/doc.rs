@@ -233,7 +233,7 @@ fn messages(p: &metaprompt_core::Prompt) -> Vec<MessageDoc> {
         .collect()
 }
 
-/// The result document (see [`ResultDoc`]).
+/// The result document: `result.json`, whose schema [`result_schema`] gives.
 pub fn result_json(r: &OptimizeResult) -> Value {
     let pair = |c: Option<(f64, f64)>| c.map(|(a, b)| [a, b]);
     let doc = ResultDoc {
