@@ -167,6 +167,35 @@ fn children(code: &str) -> Vec<String> {
         .collect()
 }
 
+/// The code of a file without the bodies of its inline modules (`mod x { … }`).
+fn outside_inline_modules(code: &str) -> String {
+    let mut out = String::with_capacity(code.len());
+    let mut depth = 0usize;
+    let mut skipping: Option<usize> = None;
+    for line in code.lines() {
+        let t = line.trim();
+        let opens = t.matches('{').count();
+        let closes = t.matches('}').count();
+        let starts_module = skipping.is_none()
+            && t.ends_with('{')
+            && t.trim_start_matches("pub(crate) ")
+                .trim_start_matches("pub ")
+                .starts_with("mod ");
+        if starts_module {
+            skipping = Some(depth);
+        }
+        if skipping.is_none() {
+            out.push_str(line);
+            out.push('\n');
+        }
+        depth = (depth + opens).saturating_sub(closes);
+        if skipping.is_some_and(|d| depth <= d) {
+            skipping = None;
+        }
+    }
+    out
+}
+
 /// The longest prefix of `path` that is a module of the crate.
 fn resolve(path: &[String], modules: &BTreeSet<Vec<String>>) -> Option<Vec<String>> {
     (1..=path.len())
@@ -192,15 +221,9 @@ fn graph(src: &Path) -> BTreeMap<PathBuf, BTreeSet<PathBuf>> {
     for f in &files {
         let mut targets: Vec<Vec<String>> = paths_after(&f.code, "crate::");
         let parent: Vec<String> = f.module[..f.module.len() - 1].to_vec();
-        // `super::` at the top level of a file names the parent module (inside an inline
-        // module it would name this file, which is no edge).
-        let top: String = f
-            .code
-            .lines()
-            .filter(|l| !l.starts_with(char::is_whitespace))
-            .collect::<Vec<_>>()
-            .join("\n");
-        for p in paths_after(&top, "super::") {
+        // `super::` names the parent module, except inside an inline module (`mod x { … }`),
+        // where it names this file, which is no edge.
+        for p in paths_after(&outside_inline_modules(&f.code), "super::") {
             targets.push(parent.iter().cloned().chain(p).collect());
         }
         for child in children(&f.code) {

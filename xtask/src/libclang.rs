@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::prereqs::first_line;
+use crate::probe::first_line;
 
 /// Whether a file name is one that clang-sys would load as libclang.
 pub(crate) fn is_libclang_name(name: &str) -> bool {

@@ -23,6 +23,7 @@ mod doctor;
 mod imports;
 mod libclang;
 mod prereqs;
+mod probe;
 mod python;
 mod reference;
 mod release;

@@ -15,6 +15,7 @@ use std::process::{Command, Stdio};
 use anyhow::{Result, bail};
 
 use crate::libclang::LibclangSearch;
+use crate::probe::first_line;
 
 /// How each package manager names a prerequisite.
 struct Packages {
@@ -113,26 +114,6 @@ const PREREQS: [Prereq; 6] = [
         probe: || first_line("python3", &["-c", "import ensurepip, venv; print('venv')"]),
     },
 ];
-
-/// The first line a command prints on stdout, when it succeeds.
-pub(crate) fn first_line(program: &str, args: &[&str]) -> Option<String> {
-    let out = Command::new(program)
-        .args(args)
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    Some(
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_string(),
-    )
-}
 
 /// The path of an executable found on `PATH`.
 fn on_path(program: &str) -> Option<String> {

@@ -14,7 +14,7 @@ use metaprompt::engine::MetaPromptOptimizer;
 use metaprompt::store::SqliteStore;
 
 use crate::config::Loaded;
-use crate::{Failure, UsageExt, build, commands, config, engine_failure};
+use crate::{Failure, UsageExt, args, build, config, engine_failure};
 
 /// `metaprompt batch …`.
 #[derive(Debug, Subcommand)]
@@ -108,9 +108,9 @@ async fn export(
     out: PathBuf,
     store: Option<PathBuf>,
 ) -> Result<u8, Failure> {
-    commands::check_split(&split)?;
+    args::check_split(&split)?;
     let loaded = config::load(&config_path).usage()?;
-    let prompt = commands::read_prompt(&prompt)?;
+    let prompt = args::read_prompt(&prompt)?;
     let built = build::request(&loaded, None)?;
     let format = built
         .pool

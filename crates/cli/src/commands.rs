@@ -1,10 +1,8 @@
 //! The subcommands' bodies.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow};
-use metaprompt::core::Prompt;
 use metaprompt::engine::MetaPromptOptimizer;
 use metaprompt::store::SqliteStore;
 
@@ -104,44 +102,6 @@ pub(crate) async fn optimize(a: OptimizeArgs) -> Result<u8, Failure> {
         secrets: built.pool.secrets(),
     };
     execute(built.checked, built.teacher, plan).await
-}
-
-/// Reads a prompt file: a chat prompt as JSON (`{"messages": [...]}`, as `best_prompt.json`
-/// holds), else the file's text as one user message.
-pub(crate) fn read_prompt(source: &str) -> Result<Prompt, Failure> {
-    let text = if source == "-" {
-        let mut s = String::new();
-        std::io::stdin()
-            .read_to_string(&mut s)
-            .context("cannot read the prompt from stdin")
-            .usage()?;
-        s
-    } else {
-        std::fs::read_to_string(source)
-            .with_context(|| format!("cannot read the prompt file {source}"))
-            .usage()?
-    };
-    let trimmed = text.trim_start();
-    if source.ends_with(".json") || trimmed.starts_with("{\"messages\"") {
-        return serde_json::from_str::<Prompt>(&text)
-            .with_context(|| format!("{source} is not a chat prompt ({{\"messages\": [{{\"role\", \"content\"}}, …]}})"))
-            .usage();
-    }
-    let text = text.trim_end_matches('\n');
-    Prompt::parse(text)
-        .with_context(|| format!("the prompt in {source}"))
-        .usage()
-}
-
-/// A split name as the commands take it.
-pub(crate) fn check_split(split: &str) -> Result<(), Failure> {
-    if ["train", "val", "test", "all"].contains(&split) {
-        Ok(())
-    } else {
-        Err(Failure::Usage(anyhow!(
-            "--split must be train, val, test or all, not `{split}`"
-        )))
-    }
 }
 
 /// The demo's config and data, bundled: `metaprompt demo` runs exactly what

@@ -8,7 +8,7 @@ use anyhow::{Context, anyhow};
 use metaprompt::engine::{ExampleReport, MetaPromptOptimizer, PromptScore};
 use metaprompt::store::SqliteStore;
 
-use crate::commands::{check_split, read_prompt};
+use crate::args::{check_split, read_prompt};
 use crate::{Failure, UsageExt, build, config, engine_failure};
 
 /// Options of `eval`.

@@ -1,6 +1,7 @@
 //! The `metaprompt` command.
 #![deny(missing_docs)]
 
+mod args;
 mod batch_cmd;
 mod build;
 mod commands;

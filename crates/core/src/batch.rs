@@ -17,8 +17,9 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::budget::Price;
-use crate::model::{ChatRequest, ChatResponse, ModelError};
+use crate::message::{ChatRequest, ChatResponse};
+use crate::model::ModelError;
+use crate::usage::Price;
 
 /// How big one input file may be (a provider's limits).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

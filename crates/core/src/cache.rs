@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::model::{ChatRequest, ChatResponse};
+use crate::message::{ChatRequest, ChatResponse};
 
 /// A content hash identifying one model call: sha256 of a canonical JSON of the model id,
 /// the request (messages and parameters) and the sample index.

@@ -28,8 +28,9 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use crate::budget::Price;
-use crate::model::{ChatModel, ChatRequest, ChatResponse, ModelError};
+use crate::message::{ChatRequest, ChatResponse};
+use crate::model::{ChatModel, ModelError};
+use crate::usage::Price;
 
 /// Consecutive server errors that take a replica out.
 const BURST: u32 = 3;

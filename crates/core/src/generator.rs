@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{ChatModel, ChatRequest, ChatResponse, Message, ModelError};
+use crate::message::{ChatRequest, ChatResponse, Message};
+use crate::model::{ChatModel, ModelError};
 use crate::prompt::Prompt;
 use crate::row::Row;
 use crate::template::TemplateError;
@@ -26,7 +27,7 @@ pub struct GenerateParams {
     pub choices: Vec<String>,
     /// The answer must be JSON following this schema.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub schema: Option<crate::model::ResponseSchema>,
+    pub schema: Option<crate::message::ResponseSchema>,
 }
 
 impl GenerateParams {

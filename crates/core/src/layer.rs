@@ -49,10 +49,11 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
-use crate::budget::Price;
 use crate::cache::{CacheKey, ResponseCache};
+use crate::message::{ChatRequest, ChatResponse};
 pub use crate::meter::{CallRole, CancelFlag, Meter, MeterSnapshot, RoleSpend};
-use crate::model::{ChatModel, ChatRequest, ChatResponse, ModelError};
+use crate::model::{ChatModel, ModelError};
+use crate::usage::Price;
 
 /// Admits each call through a [`Meter`] and records what it spent.
 pub struct Metered {

@@ -41,6 +41,7 @@ pub mod generator;
 pub mod json;
 pub mod layer;
 pub mod mapper;
+pub mod message;
 pub mod meter;
 pub mod model;
 pub mod prices;
@@ -51,27 +52,27 @@ pub mod run;
 pub mod template;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod testing;
+pub mod usage;
 
 pub use async_trait::async_trait;
 pub use batch::{
     BatchExecutor, BatchFile, BatchFileWriter, BatchLimits, BatchLine, BatchProgress, BatchState,
     BatchTicket,
 };
-pub use budget::{Budget, BudgetKind, Price, Spend};
+pub use budget::{Budget, BudgetKind, Spend};
 pub use cache::{CacheError, CacheKey, ResponseCache};
 pub use checkpoint::{Checkpoint, CheckpointError, Checkpointer, PendingBatch};
 pub use eval::{EvalResult, Evaluator, InvalidScore, ModelLayer, ModelUse, mean_score};
 pub use generator::{GenerateError, GenerateParams, Generator};
 pub use json::{ExtractError, extract_json, schema_for};
 pub use mapper::{DataMapper, MapError};
+pub use message::{ChatRequest, ChatResponse, FinishReason, Message, ResponseSchema, Role};
 pub use meter::{CallRole, CancelFlag, Meter, MeterSnapshot, RoleSpend};
-pub use model::{
-    ChatModel, ChatRequest, ChatResponse, FinishReason, Message, ModelError, ResponseSchema, Role,
-    Usage,
-};
+pub use model::{ChatModel, ModelError};
 pub use prices::{PRICES_AS_OF, list_price};
 pub use prompt::{Prompt, PromptError, PromptMessage};
 pub use retry::{RetryPolicy, parse_retry_after};
 pub use row::{EvalInput, Row, RowId};
 pub use run::{EventSink, NoEvents, RunEvent, StopReason};
 pub use template::{PromptTemplate, TemplateError};
+pub use usage::{Price, Usage};

@@ -7,8 +7,11 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::budget::{Budget, BudgetKind, Price, Spend};
-use crate::model::{ChatResponse, ModelError, Usage};
+use crate::budget::{Budget, BudgetKind, Spend};
+use crate::message::ChatResponse;
+use crate::model::ModelError;
+use crate::usage::Price;
+use crate::usage::Usage;
 
 /// A flag the caller trips (on Ctrl-C, say): no new call is admitted, the calls in flight
 /// finish, and the run returns what it has with `stop_reason = interrupted`.

@@ -1,6 +1,6 @@
 //! List prices of common models, in USD per million tokens: one table for every provider.
 
-use crate::budget::Price;
+use crate::usage::Price;
 
 /// When the prices below were taken from the providers' public price lists. Override them in
 /// configuration when they change.

@@ -9,7 +9,7 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::model::{Message, Role};
+use crate::message::{Message, Role};
 use crate::row::Row;
 use crate::template::{PromptTemplate, TemplateError};
 

@@ -5,7 +5,9 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use crate::model::{ChatModel, ChatRequest, ChatResponse, FinishReason, ModelError, Usage};
+use crate::message::{ChatRequest, ChatResponse, FinishReason};
+use crate::model::{ChatModel, ModelError};
+use crate::usage::Usage;
 
 type Handler = Box<dyn Fn(&ChatRequest) -> Result<String, ModelError> + Send + Sync>;
 
@@ -23,7 +25,7 @@ type Handler = Box<dyn Fn(&ChatRequest) -> Result<String, ModelError> + Send + S
 /// ```
 pub struct ScriptedModel {
     id: String,
-    price: Option<crate::budget::Price>,
+    price: Option<crate::usage::Price>,
     queue: Mutex<VecDeque<Result<String, ModelError>>>,
     handler: Option<Handler>,
     requests: Mutex<Vec<ChatRequest>>,
@@ -50,7 +52,7 @@ impl ScriptedModel {
     }
 
     /// Sets the price the model reports.
-    pub fn with_price(mut self, price: crate::budget::Price) -> Self {
+    pub fn with_price(mut self, price: crate::usage::Price) -> Self {
         self.price = Some(price);
         self
     }
@@ -119,7 +121,7 @@ impl ChatModel for ScriptedModel {
         &self.id
     }
 
-    fn price(&self) -> Option<crate::budget::Price> {
+    fn price(&self) -> Option<crate::usage::Price> {
         self.price
     }
 

@@ -62,26 +62,6 @@ pub(crate) struct Outcome {
     pub(crate) result: EvalResult,
 }
 
-impl Outcome {
-    /// The row's answer and score under `prompt`, for reports and `eval --outputs`.
-    pub(crate) fn report(&self, prompt: &Prompt) -> crate::result::ExampleReport {
-        let inputs = prompt
-            .variables()
-            .into_iter()
-            .filter_map(|v| Some((v.to_string(), self.row.lookup(v)?.clone())))
-            .collect();
-        crate::result::ExampleReport {
-            row_id: self.row.id().to_string(),
-            inputs,
-            output: self.output.clone(),
-            expected: self.expected.clone(),
-            score: self.result.score(),
-            reason: self.result.reason().to_string(),
-            error: self.result.is_error(),
-        }
-    }
-}
-
 /// A prompt's scores on some rows, in the rows' order.
 #[derive(Debug, Clone)]
 pub(crate) struct Evaluation {

@@ -12,7 +12,7 @@ use crate::EngineError;
 use crate::config::{BatchMode, MutationKind};
 use crate::layers::RunModels;
 use crate::request::{Checked, OptimizeRequest};
-use crate::result::{DryRun, OptimizeResult, PromptScore, UsageReport};
+use crate::result::{DryRun, ExampleReport, OptimizeResult, PromptScore, UsageReport};
 use crate::run::{Run, Stop, restore};
 use crate::stats::ci95;
 
@@ -168,7 +168,11 @@ impl MetaPromptOptimizer {
             n: e.outcomes.len(),
             errors: e.errors,
             usage: UsageReport::from(&run.meter().snapshot()),
-            rows: e.outcomes.iter().map(|o| o.report(prompt)).collect(),
+            rows: e
+                .outcomes
+                .iter()
+                .map(|o| ExampleReport::of(o, prompt))
+                .collect(),
         })
     }
 

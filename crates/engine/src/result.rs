@@ -5,6 +5,7 @@ use metaprompt_core::{CallRole, Generator, MeterSnapshot, Prompt, RoleSpend};
 use serde::Serialize;
 
 use crate::demos::Demo;
+use crate::evaluate::Outcome;
 use crate::pool::Candidate;
 use crate::stats::TestDelta;
 
@@ -78,6 +79,26 @@ pub struct ExampleReport {
     pub reason: String,
     /// Whether the row failed (no answer, or the evaluator failed) rather than scored.
     pub error: bool,
+}
+
+impl ExampleReport {
+    /// The row's answer and score under `prompt`, for reports and `eval --outputs`.
+    pub(crate) fn of(o: &Outcome, prompt: &Prompt) -> ExampleReport {
+        let inputs = prompt
+            .variables()
+            .into_iter()
+            .filter_map(|v| Some((v.to_string(), o.row.lookup(v)?.clone())))
+            .collect();
+        ExampleReport {
+            row_id: o.row.id().to_string(),
+            inputs,
+            output: o.output.clone(),
+            expected: o.expected.clone(),
+            score: o.result.score(),
+            reason: o.result.reason().to_string(),
+            error: o.result.is_error(),
+        }
+    }
 }
 
 /// The initial and the best prompt's answers on one test row.

@@ -320,8 +320,8 @@ impl<'a> Run<'a> {
                 .iter()
                 .zip(&b.outcomes)
                 .map(|(i, b)| TestPair {
-                    initial: i.report(&initial_prompt),
-                    best: b.report(&best_prompt),
+                    initial: ExampleReport::of(i, &initial_prompt),
+                    best: ExampleReport::of(b, &best_prompt),
                 })
                 .collect(),
             _ => Vec::new(),
@@ -383,6 +383,6 @@ fn worst_examples(e: &Evaluation, prompt: &Prompt, n: usize) -> Vec<ExampleRepor
     v.into_iter()
         .take(n)
         .filter(|o| o.result.score() < 1.0)
-        .map(|o| o.report(prompt))
+        .map(|o| ExampleReport::of(o, prompt))
         .collect()
 }

@@ -13,16 +13,15 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
-use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::model::params::LlamaModelParams;
 use metaprompt_core::{ChatModel, ChatRequest, ChatResponse, ModelError, Usage, async_trait};
 use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
 
-use crate::worker::{Seat, Shape, worker};
+use crate::worker::{Job, Seat, Shape, backend, worker};
 
 /// How to run the model.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,11 +105,6 @@ pub struct ModelInfo {
     pub threads_per_worker: i32,
 }
 
-pub(crate) struct Job {
-    pub(crate) request: ChatRequest,
-    pub(crate) reply: oneshot::Sender<Result<ChatResponse, ModelError>>,
-}
-
 /// One worker as the async side sees it: where to send work and how much it holds.
 struct Lane {
     jobs: Sender<Job>,
@@ -133,19 +127,6 @@ impl std::fmt::Debug for LlamaChat {
             .field("info", &self.info)
             .finish()
     }
-}
-
-pub(crate) fn backend() -> Result<&'static LlamaBackend, String> {
-    static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
-    BACKEND
-        .get_or_init(|| {
-            // llama.cpp logs every tensor at load time; keep that out of the user's terminal
-            // (RUST_LOG=llama_cpp_2=debug shows it through tracing).
-            llama_cpp_2::send_logs_to_tracing(llama_cpp_2::LogOptions::default());
-            LlamaBackend::init().map_err(|e| e.to_string())
-        })
-        .as_ref()
-        .map_err(Clone::clone)
 }
 
 /// A fingerprint of a model file: sha256 of its size, first and last MiB. Cheap for

@@ -19,6 +19,7 @@
 #![deny(missing_docs)]
 
 mod chat;
+mod sampling;
 mod worker;
 
 pub use chat::{LlamaChat, LlamaConfig, LlamaError, ModelInfo};

@@ -1,46 +1,42 @@
 //! The worker threads: each owns one llama.cpp context and decodes its sequences together, in
-//! sequence order; the chat template, the sampler chain (grammar, penalties, temperature) and
-//! the stop rules.
+//! sequence order, and applies the stop rules (the prompt and sampler come from `sampling`).
 
 use std::collections::VecDeque;
 use std::num::NonZeroU32;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender, TryRecvError};
+use std::sync::{Arc, OnceLock};
 
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
-use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
+use llama_cpp_2::model::{LlamaChatTemplate, LlamaModel};
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
-use metaprompt_core::{ChatRequest, ChatResponse, FinishReason, ModelError, Role, Usage};
+use metaprompt_core::{ChatRequest, ChatResponse, FinishReason, ModelError, Usage};
 use tokio::sync::oneshot;
 
-use crate::chat::{Job, backend};
+use crate::sampling::{render, sampler};
 
-/// A grammar whose only sentences are the choices (GBNF string literals, escaped).
-fn choice_grammar(choices: &[String]) -> String {
-    let alternatives: Vec<String> = choices
-        .iter()
-        .map(|c| {
-            let mut lit = String::with_capacity(c.len() + 2);
-            lit.push('"');
-            for ch in c.chars() {
-                match ch {
-                    '"' => lit.push_str("\\\""),
-                    '\\' => lit.push_str("\\\\"),
-                    '\n' => lit.push_str("\\n"),
-                    '\r' => lit.push_str("\\r"),
-                    '\t' => lit.push_str("\\t"),
-                    c => lit.push(c),
-                }
-            }
-            lit.push('"');
-            lit
+/// A request on its way to a worker, with where its answer goes.
+pub(crate) struct Job {
+    pub(crate) request: ChatRequest,
+    pub(crate) reply: oneshot::Sender<Result<ChatResponse, ModelError>>,
+}
+
+/// llama.cpp's backend, initialised once per process.
+pub(crate) fn backend() -> Result<&'static LlamaBackend, String> {
+    static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
+    BACKEND
+        .get_or_init(|| {
+            // llama.cpp logs every tensor at load time; keep that out of the user's terminal
+            // (RUST_LOG=llama_cpp_2=debug shows it through tracing).
+            llama_cpp_2::send_logs_to_tracing(llama_cpp_2::LogOptions::default());
+            LlamaBackend::init().map_err(|e| e.to_string())
         })
-        .collect();
-    format!("root ::= {}", alternatives.join(" | "))
+        .as_ref()
+        .map_err(Clone::clone)
 }
 
 /// One request being decoded.
@@ -217,83 +213,6 @@ impl Worker<'_> {
         self.load.fetch_sub(1, Ordering::SeqCst);
     }
 
-    fn render(&self, request: &ChatRequest) -> Result<String, ModelError> {
-        let messages: Vec<LlamaChatMessage> = request
-            .messages
-            .iter()
-            .map(|m| {
-                let role = match m.role {
-                    Role::System => "system",
-                    Role::User => "user",
-                    Role::Assistant => "assistant",
-                };
-                LlamaChatMessage::new(role.into(), m.content.clone()).map_err(|e| {
-                    ModelError::BadRequest(format!("message contains a NUL byte: {e}"))
-                })
-            })
-            .collect::<Result<_, _>>()?;
-        let chatml;
-        let template = match &self.template {
-            Some(t) => t,
-            None => {
-                chatml = LlamaChatTemplate::new("chatml")
-                    .map_err(|e| ModelError::Other(e.to_string()))?;
-                &chatml
-            }
-        };
-        self.model
-            .apply_chat_template(template, &messages, true)
-            .map_err(|e| ModelError::BadRequest(format!("cannot apply the chat template: {e}")))
-    }
-
-    fn sampler(&self, request: &ChatRequest) -> Result<LlamaSampler, ModelError> {
-        let mut chain = Vec::new();
-        if request.response_schema.is_none() && !request.choices.is_empty() {
-            let g = LlamaSampler::grammar(self.model, &choice_grammar(&request.choices), "root")
-                .map_err(|e| {
-                    ModelError::BadRequest(format!("llama.cpp refused the choices' grammar: {e}"))
-                })?;
-            chain.push(g);
-        }
-        if let Some(schema) = &request.response_schema {
-            let text = serde_json::to_string(schema.schema.as_value())
-                .map_err(|e| ModelError::BadRequest(e.to_string()))?;
-            let grammar = llama_cpp_2::json_schema_to_grammar(&text).map_err(|e| {
-                ModelError::BadRequest(format!("cannot turn the JSON schema into a grammar: {e}"))
-            })?;
-            let g = LlamaSampler::grammar(self.model, &grammar, "root").map_err(|e| {
-                ModelError::BadRequest(format!("llama.cpp refused the schema's grammar: {e}"))
-            })?;
-            chain.push(g);
-        }
-        let (freq, present) = (
-            request.frequency_penalty.unwrap_or(0.0),
-            request.presence_penalty.unwrap_or(0.0),
-        );
-        if freq != 0.0 || present != 0.0 {
-            // Over the last 256 tokens: long enough to see a sentence come round again.
-            chain.push(LlamaSampler::penalties(
-                self.model.n_vocab(),
-                256,
-                1.0,
-                freq,
-                present,
-            ));
-        }
-        match request.temperature {
-            Some(t) if t > 0.0 => {
-                if let Some(p) = request.top_p {
-                    chain.push(LlamaSampler::top_p(p, 1));
-                }
-                chain.push(LlamaSampler::temp(t));
-                chain.push(LlamaSampler::dist(request.seed.unwrap_or(0) as u32));
-            }
-            // Temperature 0 (or unset) is greedy so that results are reproducible.
-            _ => chain.push(LlamaSampler::greedy()),
-        }
-        Ok(LlamaSampler::chain_simple(chain))
-    }
-
     fn prepare(
         &self,
         seq: i32,
@@ -307,7 +226,7 @@ impl Worker<'_> {
     > {
         let Job { request, reply } = job;
         let built = (|| {
-            let text = self.render(&request)?;
+            let text = render(self.model, self.template.as_ref(), &request)?;
             let prompt = self.model.vocab().tokenize(text.as_bytes(), true, true);
             let limit = self.shape.ctx_per_seq as usize;
             if prompt.len() + 1 >= limit {
@@ -316,7 +235,7 @@ impl Worker<'_> {
                     context_tokens: limit,
                 });
             }
-            let sampler = self.sampler(&request)?;
+            let sampler = sampler(self.model, &request)?;
             // A label-set answer is never cut short: room for the longest choice and the end.
             // Under a grammar the model may spell a choice in short pieces, so its canonical
             // tokenization is not a bound: one token per byte is.

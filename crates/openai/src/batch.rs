@@ -21,8 +21,9 @@ use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 
 use crate::builder::OpenAiBuilder;
-use crate::chat::{ConfigError, OpenAiChat};
+use crate::chat::OpenAiChat;
 use crate::retry::RetryService;
+use crate::settings::ConfigError;
 
 /// The OpenAI (or Azure OpenAI) Batch API for one model's chat completions.
 pub struct OpenAiBatch {

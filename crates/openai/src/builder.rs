@@ -11,10 +11,30 @@ use governor::{Quota, RateLimiter};
 use metaprompt_core::{Price, list_price};
 use tokio::sync::Semaphore;
 
-use crate::chat::{
-    Accounting, AzureSettings, Backend, ConfigError, OpenAiChat, Shared, StructuredMode,
-};
+use crate::chat::OpenAiChat;
 use crate::retry::{RetryPolicy, RetryService};
+use crate::settings::{Accounting, AzureSettings, Backend, ConfigError, Shared, StructuredMode};
+
+impl OpenAiChat {
+    /// Starts building a client for `model`.
+    pub fn builder(model: impl Into<String>) -> OpenAiBuilder {
+        OpenAiBuilder {
+            model: model.into(),
+            base_url: None,
+            api_key: None,
+            headers: Vec::new(),
+            organization: None,
+            project: None,
+            azure: None,
+            timeout: Duration::from_secs(120),
+            retry: RetryPolicy::default(),
+            max_concurrency: None,
+            rpm: None,
+            tpm: None,
+            price: None,
+        }
+    }
+}
 
 /// Builds an [`OpenAiChat`].
 #[derive(Debug, Clone)]

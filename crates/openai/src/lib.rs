@@ -27,10 +27,12 @@ mod batch;
 mod builder;
 mod chat;
 mod retry;
+mod settings;
 mod wire;
 
 pub use batch::{OpenAiBatch, decode_line};
 pub use builder::OpenAiBuilder;
-pub use chat::{Accounting, AzureSettings, ConfigError, OpenAiChat, StructuredMode};
+pub use chat::OpenAiChat;
 pub use metaprompt_core::{PRICES_AS_OF, list_price};
 pub use retry::RetryPolicy;
+pub use settings::{Accounting, AzureSettings, ConfigError, StructuredMode};

@@ -6,7 +6,7 @@ use metaprompt_core::{
 };
 use serde_json::{Value, json};
 
-use crate::chat::StructuredMode;
+use crate::settings::StructuredMode;
 
 pub(crate) fn role(r: Role) -> &'static str {
     match r {

@@ -3,8 +3,7 @@
 
 use serde_json::Value;
 
-use super::f3;
-use super::html::esc;
+use super::words::{esc, f3};
 
 /// Rows shown in report.html's per-example table (the rest are in `test_outputs.jsonl`).
 const SHOWN: usize = 200;

@@ -3,14 +3,7 @@
 use serde_json::Value;
 use similar::{ChangeTag, TextDiff};
 
-use super::{ci, f3, verdict};
-
-pub(super) fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
+use super::words::{REPAIRED_NOTE, ci, claim, esc, f3, round_label, verdict};
 
 fn diff_html(old: &str, new: &str) -> String {
     let mut out = String::new();
@@ -85,8 +78,8 @@ fn chart(d: &Value) -> String {
 
 /// The per-message diff between the initial and the best prompt.
 fn prompt_diff(d: &Value) -> String {
-    let old = super::prompt_messages(d, "initial");
-    let new = super::prompt_messages(d, "best");
+    let old = metaprompt::engine::doc::prompt_messages(d, "initial");
+    let new = metaprompt::engine::doc::prompt_messages(d, "best");
     let mut out = String::new();
     for i in 0..old.len().max(new.len()) {
         let (role, before) = old
@@ -160,7 +153,7 @@ pub(super) fn html(d: &Value) -> String {
         rows.push_str(&format!(
             "<tr class=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{} ({})</td><td>{}</td><td>{}</td></tr>",
             if r["accepted"] == true { "acc" } else { "rej" },
-            esc(&super::round_label(r)),
+            esc(&round_label(r)),
             esc(r["mutation"].as_str().unwrap_or("rewrite")),
             esc(r["hypothesis"].as_str().unwrap_or("")),
             f3(&r["minibatch_score"]),
@@ -221,7 +214,7 @@ pre{{background:#f6f6f6;padding:.8rem;white-space:pre-wrap}}.diff .ins{{backgrou
 <h2>Usage and cost</h2><p>Student calls {sc}, teacher calls {tc}, judge calls {jc}, cache hits {ch}; tokens {it} in / {ot} out; cost ${cost:.4}.</p>
 </body></html>\n",
         run = esc(d["run_id"].as_str().unwrap_or("")),
-        claim = esc(&super::claim(d)),
+        claim = esc(&claim(d)),
         init = f3(&d["initial_score"]),
         fin = f3(&d["final_score"]),
         itest = f3(&d["initial_test_score"]),
@@ -233,7 +226,7 @@ pre{{background:#f6f6f6;padding:.8rem;white-space:pre-wrap}}.diff .ins{{backgrou
         chart = chart(d),
         best = esc(d["best_prompt"].as_str().unwrap_or("")),
         repaired = if d["best_repaired"] == true {
-            format!("<p class=\"claim\">{}</p>", esc(super::REPAIRED_NOTE))
+            format!("<p class=\"claim\">{}</p>", esc(REPAIRED_NOTE))
         } else {
             String::new()
         },

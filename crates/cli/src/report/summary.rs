@@ -6,7 +6,7 @@ use std::path::Path;
 use serde_json::Value;
 use similar::{ChangeTag, TextDiff};
 
-use super::{ci, f3};
+use super::words::{ci, claim, f3};
 
 /// The end-of-run summary on stderr: scores with intervals, spending, and the prompt diff.
 pub(crate) fn print_summary(d: &Value, dir: &Path) {
@@ -46,7 +46,7 @@ pub(crate) fn print_summary(d: &Value, dir: &Path) {
         d["wall_seconds"].as_f64().unwrap_or(0.0),
         d["stop_reason"].as_str().unwrap_or("")
     );
-    eprintln!("\n{b}{}{x}", super::claim(d));
+    eprintln!("\n{b}{}{x}", claim(d));
     let old = d["initial_prompt"].as_str().unwrap_or("");
     let new = d["best_prompt"].as_str().unwrap_or("");
     if old != new {

@@ -1,0 +1,115 @@
+//! How a request becomes llama.cpp input: the chat template that renders its messages and
+//! the sampler chain (grammar, penalties, temperature) that decodes its answer.
+
+use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
+use llama_cpp_2::sampling::LlamaSampler;
+use metaprompt_core::{ChatRequest, ModelError, Role};
+
+/// A grammar whose only sentences are the choices (GBNF string literals, escaped).
+fn choice_grammar(choices: &[String]) -> String {
+    let alternatives: Vec<String> = choices
+        .iter()
+        .map(|c| {
+            let mut lit = String::with_capacity(c.len() + 2);
+            lit.push('"');
+            for ch in c.chars() {
+                match ch {
+                    '"' => lit.push_str("\\\""),
+                    '\\' => lit.push_str("\\\\"),
+                    '\n' => lit.push_str("\\n"),
+                    '\r' => lit.push_str("\\r"),
+                    '\t' => lit.push_str("\\t"),
+                    c => lit.push(c),
+                }
+            }
+            lit.push('"');
+            lit
+        })
+        .collect();
+    format!("root ::= {}", alternatives.join(" | "))
+}
+
+/// The request's messages in the model's chat template (ChatML when the GGUF has none).
+pub(crate) fn render(
+    model: &LlamaModel,
+    template: Option<&LlamaChatTemplate>,
+    request: &ChatRequest,
+) -> Result<String, ModelError> {
+    let messages: Vec<LlamaChatMessage> = request
+        .messages
+        .iter()
+        .map(|m| {
+            let role = match m.role {
+                Role::System => "system",
+                Role::User => "user",
+                Role::Assistant => "assistant",
+            };
+            LlamaChatMessage::new(role.into(), m.content.clone())
+                .map_err(|e| ModelError::BadRequest(format!("message contains a NUL byte: {e}")))
+        })
+        .collect::<Result<_, _>>()?;
+    let chatml;
+    let template = match template {
+        Some(t) => t,
+        None => {
+            chatml =
+                LlamaChatTemplate::new("chatml").map_err(|e| ModelError::Other(e.to_string()))?;
+            &chatml
+        }
+    };
+    model
+        .apply_chat_template(template, &messages, true)
+        .map_err(|e| ModelError::BadRequest(format!("cannot apply the chat template: {e}")))
+}
+
+/// The sampler chain of a request: a grammar for choices or a JSON schema, repetition
+/// penalties, then temperature (greedy at 0, so results are reproducible).
+pub(crate) fn sampler(
+    model: &LlamaModel,
+    request: &ChatRequest,
+) -> Result<LlamaSampler, ModelError> {
+    let mut chain = Vec::new();
+    if request.response_schema.is_none() && !request.choices.is_empty() {
+        let g = LlamaSampler::grammar(model, &choice_grammar(&request.choices), "root").map_err(
+            |e| ModelError::BadRequest(format!("llama.cpp refused the choices' grammar: {e}")),
+        )?;
+        chain.push(g);
+    }
+    if let Some(schema) = &request.response_schema {
+        let text = serde_json::to_string(schema.schema.as_value())
+            .map_err(|e| ModelError::BadRequest(e.to_string()))?;
+        let grammar = llama_cpp_2::json_schema_to_grammar(&text).map_err(|e| {
+            ModelError::BadRequest(format!("cannot turn the JSON schema into a grammar: {e}"))
+        })?;
+        let g = LlamaSampler::grammar(model, &grammar, "root").map_err(|e| {
+            ModelError::BadRequest(format!("llama.cpp refused the schema's grammar: {e}"))
+        })?;
+        chain.push(g);
+    }
+    let (freq, present) = (
+        request.frequency_penalty.unwrap_or(0.0),
+        request.presence_penalty.unwrap_or(0.0),
+    );
+    if freq != 0.0 || present != 0.0 {
+        // Over the last 256 tokens: long enough to see a sentence come round again.
+        chain.push(LlamaSampler::penalties(
+            model.n_vocab(),
+            256,
+            1.0,
+            freq,
+            present,
+        ));
+    }
+    match request.temperature {
+        Some(t) if t > 0.0 => {
+            if let Some(p) = request.top_p {
+                chain.push(LlamaSampler::top_p(p, 1));
+            }
+            chain.push(LlamaSampler::temp(t));
+            chain.push(LlamaSampler::dist(request.seed.unwrap_or(0) as u32));
+        }
+        // Temperature 0 (or unset) is greedy so that results are reproducible.
+        _ => chain.push(LlamaSampler::greedy()),
+    }
+    Ok(LlamaSampler::chain_simple(chain))
+}
