@@ -268,4 +268,14 @@ mod tests {
             }
         }
     }
+
+    /// `cargo xtask tidy` on this repository: what `cargo test` enforces.
+    #[test]
+    fn crate_sources_are_short_and_free_of_import_cycles() {
+        let problems: Vec<String> = super::long_files(&root())
+            .into_iter()
+            .chain(super::import_cycles(&root()))
+            .collect();
+        assert!(problems.is_empty(), "{}", problems.join("\n"));
+    }
 }

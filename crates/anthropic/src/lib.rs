@@ -20,9 +20,11 @@
 //! 400/401/403/404; usage and cost; errors that never contain the key.
 #![deny(missing_docs)]
 
+mod builder;
 mod client;
 mod wire;
 
-pub use client::{AnthropicBuilder, AnthropicChat, ConfigError, DEFAULT_BASE_URL, DEFAULT_VERSION};
+pub use builder::{AnthropicBuilder, ConfigError, DEFAULT_BASE_URL, DEFAULT_VERSION};
+pub use client::AnthropicChat;
 pub use metaprompt_core::RetryPolicy;
 pub use wire::StructuredMode;

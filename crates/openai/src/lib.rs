@@ -24,13 +24,15 @@
 #![deny(missing_docs)]
 
 mod batch;
+mod batch_wire;
 mod builder;
 mod chat;
 mod retry;
 mod settings;
 mod wire;
 
-pub use batch::{OpenAiBatch, decode_line};
+pub use batch::OpenAiBatch;
+pub use batch_wire::decode_line;
 pub use builder::OpenAiBuilder;
 pub use chat::OpenAiChat;
 pub use metaprompt_core::{PRICES_AS_OF, list_price};

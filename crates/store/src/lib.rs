@@ -21,6 +21,8 @@
 //! ```
 #![deny(missing_docs)]
 
+mod cache;
+mod checkpoints;
 mod readers;
 mod records;
 mod schema;
@@ -30,10 +32,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use metaprompt_core::{
-    CacheError, CacheKey, ChatResponse, Checkpoint, CheckpointError, Checkpointer, PendingBatch,
-    ResponseCache, async_trait,
-};
+use metaprompt_core::PendingBatch;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use readers::Readers;
@@ -288,131 +287,5 @@ impl SqliteStore {
         let before = self.cache_stats().await?.entries;
         self.write(Write::ClearCache).await?;
         Ok(before)
-    }
-}
-
-#[async_trait]
-impl ResponseCache for SqliteStore {
-    async fn get(&self, key: &CacheKey) -> Result<Option<ChatResponse>, CacheError> {
-        let k = key.as_str().to_string();
-        let text = self
-            .read(move |c| {
-                Ok(
-                    c.prepare_cached("SELECT response FROM cache WHERE key = ?1")?
-                        .query_row([k], |r| r.get::<_, String>(0))
-                        .optional()?,
-                )
-            })
-            .await
-            .map_err(|e| CacheError(e.to_string()))?;
-        match text {
-            Some(t) => {
-                self.inner.hits.fetch_add(1, Ordering::Relaxed);
-                serde_json::from_str(&t)
-                    .map(Some)
-                    .map_err(|e| CacheError(format!("corrupt cache entry: {e}")))
-            }
-            None => {
-                self.inner.misses.fetch_add(1, Ordering::Relaxed);
-                Ok(None)
-            }
-        }
-    }
-
-    async fn put(&self, key: &CacheKey, response: &ChatResponse) -> Result<(), CacheError> {
-        let json = serde_json::to_string(response).map_err(|e| CacheError(e.to_string()))?;
-        self.write(Write::CachePut {
-            key: key.as_str().to_string(),
-            response: json,
-        })
-        .await
-        .map_err(|e| CacheError(e.to_string()))
-    }
-
-    async fn put_many(&self, entries: &[(CacheKey, ChatResponse)]) -> Result<(), CacheError> {
-        let mut rows = Vec::with_capacity(entries.len());
-        for (k, r) in entries {
-            let json = serde_json::to_string(r).map_err(|e| CacheError(e.to_string()))?;
-            rows.push((k.as_str().to_string(), json));
-        }
-        self.write(Write::CachePutMany { entries: rows })
-            .await
-            .map_err(|e| CacheError(e.to_string()))
-    }
-}
-
-#[async_trait]
-impl Checkpointer for SqliteStore {
-    async fn save(
-        &self,
-        run_id: &str,
-        round: u32,
-        state: &serde_json::Value,
-    ) -> Result<(), CheckpointError> {
-        let state = serde_json::to_string(state).map_err(|e| CheckpointError(e.to_string()))?;
-        self.write(Write::Checkpoint {
-            run_id: run_id.to_string(),
-            round,
-            state,
-        })
-        .await
-        .map_err(|e| CheckpointError(e.to_string()))
-    }
-
-    async fn save_batch(&self, run_id: &str, batch: &PendingBatch) -> Result<(), CheckpointError> {
-        let record = serde_json::to_string(batch).map_err(|e| CheckpointError(e.to_string()))?;
-        self.write(Write::Batch {
-            run_id: run_id.to_string(),
-            fingerprint: batch.fingerprint.clone(),
-            record,
-            status: batch.status.clone(),
-        })
-        .await
-        .map_err(|e| CheckpointError(e.to_string()))
-    }
-
-    async fn batches(&self, run_id: &str) -> Result<Vec<PendingBatch>, CheckpointError> {
-        let id = run_id.to_string();
-        let rows = self
-            .read(move |c| {
-                let mut stmt =
-                    c.prepare("SELECT record FROM batches WHERE run_id = ?1 ORDER BY rowid")?;
-                let rows = stmt
-                    .query_map([id], |r| r.get::<_, String>(0))?
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok(rows)
-            })
-            .await
-            .map_err(|e| CheckpointError(e.to_string()))?;
-        rows.iter()
-            .map(|r| {
-                serde_json::from_str(r)
-                    .map_err(|e| CheckpointError(format!("corrupt batch record: {e}")))
-            })
-            .collect()
-    }
-
-    async fn load_latest(&self, run_id: &str) -> Result<Option<Checkpoint>, CheckpointError> {
-        let id = run_id.to_string();
-        let row = self
-            .read(move |c| {
-                Ok(c.query_row(
-                    "SELECT round, state FROM checkpoints WHERE run_id = ?1 ORDER BY round DESC LIMIT 1",
-                    [id],
-                    |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
-                )
-                .optional()?)
-            })
-            .await
-            .map_err(|e| CheckpointError(e.to_string()))?;
-        match row {
-            None => Ok(None),
-            Some((round, state)) => Ok(Some(Checkpoint {
-                run_id: run_id.to_string(),
-                round: round as u32,
-                state: serde_json::from_str(&state)
-                    .map_err(|e| CheckpointError(format!("corrupt checkpoint: {e}")))?,
-            })),
-        }
     }
 }
