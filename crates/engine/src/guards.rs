@@ -161,7 +161,7 @@ pub struct GuardContext {
 
 /// A rewrite that passed, possibly after repair.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Checked {
+pub struct CheckedRewrite {
     /// The prompt.
     pub prompt: Prompt,
     /// Whether missing inputs were appended.
@@ -224,7 +224,7 @@ impl GuardContext {
     }
 
     /// Checks a one-string rewrite of a one-message prompt.
-    pub fn check(&self, candidate: &str) -> Result<Checked, Violation> {
+    pub fn check(&self, candidate: &str) -> Result<CheckedRewrite, Violation> {
         let original = Prompt::parse("").map_err(Violation::Parse)?;
         self.check_messages(&original, &[(Role::User, candidate.to_string())])
     }
@@ -235,7 +235,7 @@ impl GuardContext {
         &self,
         original: &Prompt,
         candidate: &[(Role, String)],
-    ) -> Result<Checked, Violation> {
+    ) -> Result<CheckedRewrite, Violation> {
         let roles = |it: &mut dyn Iterator<Item = Role>| {
             it.map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
         };
@@ -274,7 +274,7 @@ impl GuardContext {
     }
 
     /// Checks a whole prompt (also a demonstration child's, whose instructions are unchanged).
-    pub fn check_prompt(&self, prompt: Prompt) -> Result<Checked, Violation> {
+    pub fn check_prompt(&self, prompt: Prompt) -> Result<CheckedRewrite, Violation> {
         let used: BTreeSet<String> = prompt.variables().iter().map(|s| s.to_string()).collect();
         let labels: Vec<String> = used.intersection(&self.labels).cloned().collect();
         if !labels.is_empty() {
@@ -328,7 +328,7 @@ impl GuardContext {
         if !missing.is_empty() {
             return Err(Violation::MissingVariables(missing));
         }
-        Ok(Checked {
+        Ok(CheckedRewrite {
             prompt,
             repaired: false,
         })
@@ -337,7 +337,11 @@ impl GuardContext {
     /// The repair for dropped variables: appends a labelled input block holding them
     /// (`Text: {text}`) to the last editable user message (else the last editable one), then
     /// checks again.
-    pub fn repair(&self, candidate: &Prompt, missing: &[String]) -> Result<Checked, Violation> {
+    pub fn repair(
+        &self,
+        candidate: &Prompt,
+        missing: &[String],
+    ) -> Result<CheckedRewrite, Violation> {
         let messages = candidate.messages();
         let target = messages
             .iter()
@@ -358,7 +362,7 @@ impl GuardContext {
         parts[target].template = PromptTemplate::parse(&text).map_err(Violation::Parse)?;
         let prompt = Prompt::from_parts(parts)
             .map_err(|_| Violation::Structure(String::new(), String::new()))?;
-        self.check_prompt(prompt).map(|c| Checked {
+        self.check_prompt(prompt).map(|c| CheckedRewrite {
             prompt: c.prompt,
             repaired: true,
         })

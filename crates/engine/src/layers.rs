@@ -52,15 +52,15 @@ impl ChatModel for Limited {
     }
 }
 
-/// What wraps one model.
+/// The layers every model of a run is wrapped in: meter, concurrency limit, batch, cache.
 #[derive(Clone)]
-struct Wrap {
+struct LayerStack {
     meter: Arc<Meter>,
     cache: Option<Arc<dyn ResponseCache>>,
     batching: Arc<Batching>,
 }
 
-impl Wrap {
+impl LayerStack {
     fn apply(
         &self,
         model: Arc<dyn ChatModel>,
@@ -120,22 +120,22 @@ impl RunModels {
             executors,
             imported: Arc::default(),
         });
-        let wrap = Wrap {
+        let stack = LayerStack {
             meter: meter.clone(),
             cache,
             batching: batching.clone(),
         };
         let student_permits = Arc::new(Semaphore::new(concurrency.max(1)));
         let judge_permits = Arc::new(Semaphore::new(concurrency.max(1)));
-        let judge_wrap = wrap.clone();
+        let judge_stack = stack.clone();
         let evaluator = evaluator
             .with_model_layer(&move |m: Arc<dyn ChatModel>| {
-                judge_wrap.apply(m, CallRole::Judge, Some(judge_permits.clone()))
+                judge_stack.apply(m, CallRole::Judge, Some(judge_permits.clone()))
             })
             .or(evaluator);
         RunModels {
-            student: wrap.apply(student, CallRole::Student, Some(student_permits)),
-            teacher: wrap.apply(teacher, CallRole::Teacher, None),
+            student: stack.apply(student, CallRole::Student, Some(student_permits)),
+            teacher: stack.apply(teacher, CallRole::Teacher, None),
             evaluator,
             meter,
             batching,

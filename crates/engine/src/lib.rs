@@ -49,6 +49,7 @@ mod commit;
 mod config;
 mod demos;
 pub mod doc;
+mod dry_run;
 mod edit;
 mod evaluate;
 mod guards;
@@ -74,7 +75,7 @@ pub use config::{
 };
 pub use demos::{Demo, DemoSource};
 pub use edit::{EditMode, TeacherContext};
-pub use guards::{Checked as CheckedRewrite, GuardContext, Violation, heal_braces};
+pub use guards::{CheckedRewrite, GuardContext, Violation, heal_braces};
 pub use metaprompt_core::CancelFlag;
 pub use optimizer::{MetaPromptOptimizer, OptimizerBuilder};
 pub use request::{Checked, DataSource, OptimizeRequest};

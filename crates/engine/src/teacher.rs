@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::brief::Brief;
 use crate::brief::system::{Shape, system_prompt};
 use crate::edit::Layout;
-use crate::guards::{Checked, GuardContext, Violation};
+use crate::guards::{CheckedRewrite, GuardContext, Violation};
 
 /// What the teacher returns for a one-string prompt.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -113,7 +113,7 @@ pub(crate) fn reply_schema(
 pub(crate) struct Proposal {
     pub(crate) analysis: String,
     pub(crate) hypothesis: String,
-    pub(crate) outcome: Result<Checked, String>,
+    pub(crate) outcome: Result<CheckedRewrite, String>,
     pub(crate) rejections: Vec<String>,
     /// A teacher error that should end the run (bad credentials, no quota) or a refused call.
     pub(crate) fatal: Option<ModelError>,
