@@ -13,8 +13,8 @@
 //!   when something is missing.
 //! - `tidy`: no file of `crates/*/src` over 400 lines; no two files of one crate that import
 //!   each other, directly or through others.
-//! - `python`: the Python package alone (fmt, clippy, the wheel in a fresh virtualenv,
-//!   pytest against the mock); `test` runs it too.
+//! - `python`: the Python package alone (fmt, clippy, each wheel (plain and `embedded`) in a
+//!   fresh virtualenv, pytest against the mock); `test` runs it too.
 //! - `prereqs [--install]`: the same check; with `--install`, as root with apt-get, installs
 //!   what is missing (`.ci/run` calls this).
 
@@ -46,7 +46,7 @@ Commands:
   prereqs [--install]  check the prerequisites (and install them as root with apt-get)
   codegen [--check]  regenerate (or check) docs/config.schema.json, docs/config-reference.md, docs/result.schema.json
   release --check  check that every publishable crate is ready
-  python        build the Python wheel, install it into a fresh virtualenv and run its pytest suite
+  python        build both Python wheels (plain, embedded), install each into a fresh virtualenv and run pytest
   tidy          check that no file of crates/*/src has over 400 lines and no two files of a crate import each other
 ";
 
@@ -244,10 +244,25 @@ fn test() -> Result<()> {
 
 fn demo(args: &[String]) -> Result<()> {
     prereqs::ensure(true)?;
-    fetch_model()?;
     doctor::announce_build("release")?;
-    // One build, in release (the demo runs the model): the same binary fetches nothing more.
-    let mut all = vec!["run", "--release", "-p", "metaprompt-cli", "--", "demo"];
+    // One build, in release (the demo runs the model). The model is fetched meanwhile: the
+    // fetch waits on the network, the build on the CPU.
+    let model = std::thread::spawn(fetch_model);
+    let built = sh(&cargo(), &["build", "--release", "-p", "metaprompt-cli"]);
+    let fetched = model
+        .join()
+        .map_err(|_| anyhow::anyhow!("fetching the model panicked"))?;
+    built?;
+    fetched?;
+    let mut all = vec![
+        "run",
+        "--release",
+        "-q",
+        "-p",
+        "metaprompt-cli",
+        "--",
+        "demo",
+    ];
     all.extend(args.iter().map(String::as_str));
     sh(&cargo(), &all)
 }

@@ -114,10 +114,17 @@ fn version() -> &'static str {
     env!("CARGO_PKG_VERSION")
 }
 
+/// Whether this wheel carries the embedded provider (`LlamaGenerator`).
+#[pyfunction]
+fn embedded() -> bool {
+    cfg!(feature = "embedded")
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(optimize, m)?)?;
     m.add_function(wrap_pyfunction!(score, m)?)?;
     m.add_function(wrap_pyfunction!(version, m)?)?;
+    m.add_function(wrap_pyfunction!(embedded, m)?)?;
     Ok(())
 }

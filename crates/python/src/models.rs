@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use metaprompt::core::{
-    ChatModel, ChatRequest, ChatResponse, FinishReason, ModelError, Usage, async_trait,
+    BatchExecutor, ChatModel, ChatRequest, ChatResponse, FinishReason, ModelError, Usage,
+    async_trait,
 };
 use pyo3::prelude::*;
 use serde::Deserialize;
@@ -21,6 +22,9 @@ pub(crate) enum ModelSpec {
         api_key_env: String,
         timeout: Option<f64>,
         max_concurrency: Option<usize>,
+        /// Whole-split scoring may go to the endpoint's Batch API.
+        #[serde(default)]
+        batch: bool,
     },
     /// Anthropic's Messages API.
     Anthropic {
@@ -37,6 +41,8 @@ pub(crate) enum ModelSpec {
 /// A model and the secret values a store must scrub.
 pub(crate) struct Built {
     pub(crate) model: Arc<dyn ChatModel>,
+    /// The model's Batch API executor, when it has `batch = True`.
+    pub(crate) batch: Option<Arc<dyn BatchExecutor>>,
     pub(crate) secrets: Vec<String>,
 }
 
@@ -59,8 +65,9 @@ fn seconds(t: Option<f64>) -> Result<Option<Duration>, String> {
     }
 }
 
-/// An HTTP client from a provider's builder: the same five settings for every provider.
-macro_rules! http_model {
+/// A provider's builder with the same four settings for every provider; returns it and the
+/// key it holds.
+macro_rules! http_builder {
     ($builder:expr, $base_url:expr, $api_key_env:expr, $timeout:expr, $max_concurrency:expr) => {{
         let secret = key(&$api_key_env)?;
         let mut b = $builder.api_key(secret.clone());
@@ -73,11 +80,7 @@ macro_rules! http_model {
         if let Some(n) = $max_concurrency {
             b = b.max_concurrency(n);
         }
-        let m = b.build().map_err(|e| e.to_string())?;
-        Ok(Built {
-            model: Arc::new(m),
-            secrets: vec![secret],
-        })
+        (b, secret)
     }};
 }
 
@@ -91,26 +94,47 @@ impl ModelSpec {
                 api_key_env,
                 timeout,
                 max_concurrency,
-            } => http_model!(
-                metaprompt::openai::OpenAiChat::builder(model),
-                base_url,
-                api_key_env,
-                timeout,
-                max_concurrency
-            ),
+                batch,
+            } => {
+                let (b, secret) = http_builder!(
+                    metaprompt::openai::OpenAiChat::builder(model),
+                    base_url,
+                    api_key_env,
+                    timeout,
+                    max_concurrency
+                );
+                let executor: Option<Arc<dyn BatchExecutor>> = if batch {
+                    let ex = b.clone().build_batch(None).map_err(|e| e.to_string())?;
+                    Some(Arc::new(ex))
+                } else {
+                    None
+                };
+                Ok(Built {
+                    model: Arc::new(b.build().map_err(|e| e.to_string())?),
+                    batch: executor,
+                    secrets: vec![secret],
+                })
+            }
             ModelSpec::Anthropic {
                 model,
                 base_url,
                 api_key_env,
                 timeout,
                 max_concurrency,
-            } => http_model!(
-                metaprompt::anthropic::AnthropicChat::builder(model),
-                base_url,
-                api_key_env,
-                timeout,
-                max_concurrency
-            ),
+            } => {
+                let (b, secret) = http_builder!(
+                    metaprompt::anthropic::AnthropicChat::builder(model),
+                    base_url,
+                    api_key_env,
+                    timeout,
+                    max_concurrency
+                );
+                Ok(Built {
+                    model: Arc::new(b.build().map_err(|e| e.to_string())?),
+                    batch: None,
+                    secrets: vec![secret],
+                })
+            }
             ModelSpec::Llama { model_path } => llama(model_path),
         }
     }
@@ -125,6 +149,7 @@ fn llama(model_path: Option<String>) -> Result<Built, String> {
         metaprompt::llama::LlamaChat::load(path, Default::default()).map_err(|e| e.to_string())?;
     Ok(Built {
         model: Arc::new(m),
+        batch: None,
         secrets: Vec::new(),
     })
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use metaprompt::core::{ChatModel, Evaluator, Prompt, Role, Row};
+use metaprompt::core::{BatchExecutor, ChatModel, Evaluator, Prompt, Role, Row};
 use metaprompt::data::{BasicDataMapper, Dataset, LoadOptions, SplitConfig, load};
 use metaprompt::engine::{Checked, DataSource, OptimizeRequest, OptimizerConfig, TeacherParams};
 use metaprompt::evals::{BuildContext, EvaluatorSpec, ExternalBuilder};
@@ -96,18 +96,21 @@ fn type_name(py: Python<'_>, obj: &Py<PyAny>) -> String {
         .unwrap_or_else(|_| "python".into())
 }
 
+/// A generator as a model, and its Batch API executor when it has `batch=True`.
+type Model = (Arc<dyn ChatModel>, Option<Arc<dyn BatchExecutor>>);
+
 fn model(
     py: Python<'_>,
     obj: Py<PyAny>,
     role: &str,
     secrets: &mut Vec<String>,
-) -> Result<Arc<dyn ChatModel>, Failure> {
+) -> Result<Model, Failure> {
     if let Some(text) = spec_of(py, &obj)? {
         let spec: ModelSpec =
             serde_json::from_str(&text).map_err(|e| usage(format!("{role}: {e}")))?;
         let built = spec.build().map_err(|e| usage(format!("{role}: {e}")))?;
         secrets.extend(built.secrets);
-        return Ok(built.model);
+        return Ok((built.model, built.batch));
     }
     let o = obj.bind(py);
     if !o.hasattr("generate").map_err(usage)? {
@@ -121,7 +124,7 @@ fn model(
         Ok(m) => format!("python:{}:{m}", type_name(py, &obj)),
         Err(_) => format!("python:{}", type_name(py, &obj)),
     };
-    Ok(Arc::new(PyGenerator::new(id, obj)))
+    Ok((Arc::new(PyGenerator::new(id, obj)), None))
 }
 
 /// A built-in evaluator (`_spec()`) or a Python callable.
@@ -255,8 +258,13 @@ pub(crate) fn build(
         .map_err(|e| usage(format!("data_mapper: {e}")))?;
     let initial = prompts(&r.initial_prompts)?;
     let mut secrets = Vec::new();
-    let student = model(py, student, "student", &mut secrets)?;
-    let teacher = model(py, teacher, "teacher_generator", &mut secrets)?;
+    let (student, batch) = model(py, student, "student", &mut secrets)?;
+    let (teacher, teacher_batch) = model(py, teacher, "teacher_generator", &mut secrets)?;
+    if teacher_batch.is_some() {
+        return Err(usage(
+            "teacher_generator: batch=True is for the student (its whole-split scoring goes to the Batch API); the teacher's calls are live",
+        ));
+    }
     let keys = r.key_map.keys().cloned().collect();
     let mut hosted = Vec::new();
     let evaluator = evaluator(
@@ -281,6 +289,7 @@ pub(crate) fn build(
     req.task_description = r.task_description.clone();
     req.config = config;
     req.teacher_params = r.teacher;
+    req.batch = batch.into_iter().collect();
     req.student_params.temperature = r.student.temperature;
     req.student_params.max_tokens = r.student.max_tokens;
     let checked = req.check()?;

@@ -31,6 +31,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 from . import _native
 
 __all__ = [
+    "EMBEDDED",
     "AnthropicGenerator",
     "BasicDataMapper",
     "Evaluator",
@@ -45,6 +46,8 @@ __all__ = [
 ]
 
 __version__ = _native.version()
+#: True in the ``embedded`` build, whose ``LlamaGenerator`` runs a GGUF model in-process.
+EMBEDDED: bool = _native.embedded()
 
 
 class Generator:
@@ -87,10 +90,15 @@ class OpenAIGenerator(_Builtin):
     """An OpenAI-compatible endpoint (OpenAI, Azure's v1 endpoint, vLLM, Ollama, …).
 
     The key is read from the environment variable ``api_key_env`` when the run starts.
+
+    ``batch=True`` lets the student's whole-split scoring (the baseline, val, test) go to the
+    endpoint's Batch API, at its batch price: when the optimizer's ``batch`` knob is
+    ``"auto"`` (the default, from ``batch_min_calls`` uncached calls) or ``"always"``.
+    Rounds' minibatches stay live calls.
     """
 
     _provider = "openai"
-    _fields = ("model", "base_url", "api_key_env", "timeout", "max_concurrency")
+    _fields = ("model", "base_url", "api_key_env", "timeout", "max_concurrency", "batch")
 
     def __init__(
         self,
@@ -99,18 +107,21 @@ class OpenAIGenerator(_Builtin):
         api_key_env: str = "OPENAI_API_KEY",
         timeout: Optional[float] = None,
         max_concurrency: Optional[int] = None,
+        batch: bool = False,
     ) -> None:
         self.model = model
         self.base_url = base_url
         self.api_key_env = api_key_env
         self.timeout = timeout
         self.max_concurrency = max_concurrency
+        self.batch = bool(batch)
 
 
 class AnthropicGenerator(OpenAIGenerator):
     """Anthropic's Messages API; the key comes from ``api_key_env``."""
 
     _provider = "anthropic"
+    _fields = ("model", "base_url", "api_key_env", "timeout", "max_concurrency")
 
     def __init__(
         self,
