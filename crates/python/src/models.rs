@@ -46,6 +46,21 @@ pub(crate) struct Built {
     pub(crate) secrets: Vec<String>,
 }
 
+impl Built {
+    /// An HTTP client just built (or its configuration error), with the key it holds.
+    fn http<M: ChatModel + 'static, E: std::fmt::Display>(
+        model: Result<M, E>,
+        batch: Option<Arc<dyn BatchExecutor>>,
+        secret: String,
+    ) -> Result<Built, String> {
+        Ok(Built {
+            model: Arc::new(model.map_err(|e| e.to_string())?),
+            batch,
+            secrets: vec![secret],
+        })
+    }
+}
+
 fn key(var: &str) -> Result<String, String> {
     match std::env::var(var) {
         Ok(v) if !v.trim().is_empty() => Ok(v),
@@ -109,11 +124,7 @@ impl ModelSpec {
                 } else {
                     None
                 };
-                Ok(Built {
-                    model: Arc::new(b.build().map_err(|e| e.to_string())?),
-                    batch: executor,
-                    secrets: vec![secret],
-                })
+                Built::http(b.build(), executor, secret)
             }
             ModelSpec::Anthropic {
                 model,
@@ -129,11 +140,7 @@ impl ModelSpec {
                     timeout,
                     max_concurrency
                 );
-                Ok(Built {
-                    model: Arc::new(b.build().map_err(|e| e.to_string())?),
-                    batch: None,
-                    secrets: vec![secret],
-                })
+                Built::http(b.build(), None, secret)
             }
             ModelSpec::Llama { model_path } => llama(model_path),
         }

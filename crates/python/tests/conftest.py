@@ -73,3 +73,24 @@ def mock(monkeypatch):
 def sms_rows():
     path = ROOT / "examples" / "data" / "sms.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+PROMPT = "Is this message spam or ham? Answer with one word.\n\n{text}"
+
+
+def run_sms(optimizer, rows, run_dir=None, num_rounds=1, eval_subset_size=12):
+    """One short run of `optimizer` on the SMS rows, scored by exact match."""
+    from metaprompt import BasicDataMapper, Evaluator
+
+    return optimizer.optimize(
+        evaluator=Evaluator("exact_match", normalize=True),
+        data_mapper=BasicDataMapper(
+            key_map={"response": "generated_output", "expected_response": "label"}
+        ),
+        dataset=rows,
+        initial_prompts=[PROMPT],
+        num_rounds=num_rounds,
+        eval_subset_size=eval_subset_size,
+        run_dir=run_dir,
+        progress=False,
+    )

@@ -2,10 +2,8 @@
 
 import pytest
 
-from metaprompt import BasicDataMapper, Evaluator, MetaPromptOptimizer, OpenAIGenerator
-
-PROMPT = "Is this message spam or ham? Answer with one word.\n\n{text}"
-MAPPER = BasicDataMapper(key_map={"response": "generated_output", "expected_response": "label"})
+from metaprompt import MetaPromptOptimizer, OpenAIGenerator
+from conftest import run_sms
 
 
 def _optimizer(mock, **knobs):
@@ -17,26 +15,13 @@ def _optimizer(mock, **knobs):
     )
 
 
-def _optimize(opt, rows, run_dir):
-    return opt.optimize(
-        evaluator=Evaluator("exact_match", normalize=True),
-        data_mapper=MAPPER,
-        dataset=rows,
-        initial_prompts=[PROMPT],
-        num_rounds=1,
-        eval_subset_size=12,
-        run_dir=run_dir,
-        progress=False,
-    )
-
-
 def test_whole_splits_go_to_the_batch_api_and_a_rerun_pays_nothing_again(mock, sms_rows, tmp_path):
-    result = _optimize(_optimizer(mock, batch="always"), sms_rows, tmp_path)
+    result = run_sms(_optimizer(mock, batch="always"), sms_rows, tmp_path)
     first = mock.stats()
     assert first["batches_created"] >= 1 and first["batch_lines"] > 0, first
     assert 0.0 <= result.initial_score <= 1.0 and result.verdict
     # The same run again: every answer is in the run's cache, batch lines included.
-    again = _optimize(_optimizer(mock, batch="always"), sms_rows, tmp_path)
+    again = run_sms(_optimizer(mock, batch="always"), sms_rows, tmp_path)
     second = mock.stats()
     assert second["batch_lines"] == first["batch_lines"], (first, second)
     assert second["student"] == first["student"], (first, second)
@@ -44,7 +29,7 @@ def test_whole_splits_go_to_the_batch_api_and_a_rerun_pays_nothing_again(mock, s
 
 
 def test_batch_off_keeps_every_call_live(mock, sms_rows, tmp_path):
-    _optimize(_optimizer(mock, batch="off"), sms_rows, tmp_path)
+    run_sms(_optimizer(mock, batch="off"), sms_rows, tmp_path)
     stats = mock.stats()
     assert stats["batches_created"] == 0 and stats["student"] > 0, stats
 
@@ -55,5 +40,5 @@ def test_a_batch_teacher_is_a_value_error_before_any_call(mock, sms_rows, tmp_pa
         generator=OpenAIGenerator(model="gpt-4o-mini", base_url=mock.base_url),
     )
     with pytest.raises(ValueError, match="batch=True is for the student"):
-        _optimize(opt, sms_rows, tmp_path)
+        run_sms(opt, sms_rows, tmp_path)
     assert mock.stats()["requests"] == 0

@@ -4,10 +4,8 @@ wheel's clear refusal of it."""
 import metaprompt
 import pytest
 
-from metaprompt import BasicDataMapper, Evaluator, LlamaGenerator, MetaPromptOptimizer, OpenAIGenerator
-
-PROMPT = "Is this message spam or ham? Answer with one word.\n\n{text}"
-MAPPER = BasicDataMapper(key_map={"response": "generated_output", "expected_response": "label"})
+from metaprompt import LlamaGenerator, MetaPromptOptimizer, OpenAIGenerator
+from conftest import run_sms
 
 
 def _optimize(mock, rows, student, run_dir):
@@ -15,16 +13,7 @@ def _optimize(mock, rows, student, run_dir):
         teacher_generator=OpenAIGenerator(model="gpt-4o", base_url=mock.base_url),
         generator=student,
     )
-    return opt.optimize(
-        evaluator=Evaluator("exact_match", normalize=True),
-        data_mapper=MAPPER,
-        dataset=rows,
-        initial_prompts=[PROMPT],
-        num_rounds=1,
-        eval_subset_size=8,
-        run_dir=run_dir,
-        progress=False,
-    )
+    return run_sms(opt, rows, run_dir, eval_subset_size=8)
 
 
 @pytest.mark.skipif(metaprompt.EMBEDDED, reason="this wheel has the embedded provider")
