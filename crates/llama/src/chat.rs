@@ -112,9 +112,20 @@ struct Lane {
     load: Arc<AtomicUsize>,
 }
 
+/// The loaded weights, shared by every set of workers made from them.
+struct Weights {
+    path: PathBuf,
+    model: Arc<LlamaModel>,
+    template: Option<llama_cpp_2::model::LlamaChatTemplate>,
+    id: String,
+    n_ctx_train: u32,
+}
+
 /// A GGUF model in-process. Cheap to clone; every clone shares the workers.
+/// [`LlamaChat::with_config`] makes other workers on the same weights.
 #[derive(Clone)]
 pub struct LlamaChat {
+    weights: Arc<Weights>,
     info: Arc<ModelInfo>,
     timeout: Option<std::time::Duration>,
     lanes: Arc<[Lane]>,
@@ -170,8 +181,32 @@ impl LlamaChat {
         let backend = backend().map_err(load_err)?;
         let model = LlamaModel::load_from_file(backend, &path, &LlamaModelParams::default())
             .map_err(|e| load_err(e.to_string()))?;
-        let model = Arc::new(model);
-        let n_ctx_train = model.n_ctx_train();
+        let template = model.chat_template(None).ok();
+        if template.is_none() {
+            tracing::warn!(model = %id, "the model has no chat template; using ChatML");
+        }
+        let weights = Weights {
+            path: path.clone(),
+            n_ctx_train: model.n_ctx_train(),
+            model: Arc::new(model),
+            template,
+            id,
+        };
+        Self::start(Arc::new(weights), config)
+    }
+
+    /// Other workers on the same weights, shaped by `config` (workers, sequences, threads,
+    /// context, timeout): the model stays loaded once. The new workers have their own
+    /// contexts and queue, and their own usage count. A teacher that runs one request at a
+    /// time gets a context on every core, while the students keep one single-thread context
+    /// per core.
+    pub fn with_config(&self, config: LlamaConfig) -> Result<Self, LlamaError> {
+        Self::start(self.weights.clone(), config)
+    }
+
+    /// Starts the workers of `config` on loaded weights.
+    fn start(weights: Arc<Weights>, config: LlamaConfig) -> Result<Self, LlamaError> {
+        let n_ctx_train = weights.n_ctx_train;
         let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
         let n_parallel = config.n_parallel.max(1);
         let workers = config.workers.unwrap_or(1).clamp(1, n_parallel);
@@ -184,10 +219,6 @@ impl LlamaChat {
             ctx_per_seq: config.ctx_per_seq.clamp(64, n_ctx_train.max(64)),
             default_max_tokens: config.default_max_tokens,
         };
-        let template = model.chat_template(None).ok();
-        if template.is_none() {
-            tracing::warn!(model = %id, "the model has no chat template; using ChatML");
-        }
         let mut lanes = Vec::with_capacity(workers);
         // One worker at a time: each creates its context before the next one starts.
         for i in 0..workers {
@@ -195,9 +226,9 @@ impl LlamaChat {
             let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
             let load = Arc::new(AtomicUsize::new(0));
             let seat = Seat {
-                model: model.clone(),
-                template: template.clone(),
-                id: id.clone(),
+                model: weights.model.clone(),
+                template: weights.template.clone(),
+                id: weights.id.clone(),
                 shape: shape.clone(),
                 load: load.clone(),
             };
@@ -210,22 +241,26 @@ impl LlamaChat {
                 .map_err(|_| {
                     LlamaError::Thread("the inference thread stopped while loading".into())
                 })?
-                .map_err(load_err)?;
+                .map_err(|message| LlamaError::Load {
+                    path: weights.path.clone(),
+                    message,
+                })?;
             lanes.push(Lane {
                 jobs: jobs_tx,
                 load,
             });
         }
         let info = ModelInfo {
-            id,
+            id: weights.id.clone(),
             n_ctx_train,
             ctx_per_seq: shape.ctx_per_seq,
-            has_chat_template: template.is_some(),
+            has_chat_template: weights.template.is_some(),
             workers,
             seqs_per_worker: shape.seqs,
             threads_per_worker: shape.threads,
         };
         Ok(LlamaChat {
+            weights,
             info: Arc::new(info),
             timeout: config.timeout,
             lanes: lanes.into(),

@@ -1,9 +1,59 @@
 //! How a request becomes llama.cpp input: the chat template that renders its messages and
-//! the sampler chain (grammar, penalties, temperature) that decodes its answer.
+//! the sampler (grammar, penalties, temperature) that decodes its answer.
 
+use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::LlamaToken;
+use llama_cpp_2::token::data::LlamaTokenData;
+use llama_cpp_2::token::data_array::LlamaTokenDataArray;
 use metaprompt_core::{ChatRequest, ModelError, Role};
+
+/// How a request's tokens are chosen: an optional grammar (choices or a JSON schema), then the
+/// chain of penalties and temperature.
+///
+/// The grammar is checked against the token the chain picks first, and filters every
+/// candidate only when it refuses that token (then the chain picks again), as llama.cpp's own
+/// sampler does. Checking all 49,152 candidates of the embedded model at each step took as
+/// long as computing them. Greedy decoding picks exactly the token it would pick with every
+/// candidate filtered first: the grammar only removes candidates, so the best candidate, when
+/// the grammar allows it, is also the best allowed one.
+pub(crate) struct Sampler {
+    grammar: Option<LlamaSampler>,
+    chain: LlamaSampler,
+}
+
+impl Sampler {
+    /// Picks and accepts the next token from the logits of output `idx` of the last decode.
+    pub(crate) fn sample(&mut self, ctx: &LlamaContext<'_>, idx: i32) -> LlamaToken {
+        let Some(grammar) = self.grammar.as_mut() else {
+            return self.chain.sample(ctx, idx);
+        };
+        let mut candidates = ctx.token_data_array_ith(idx);
+        self.chain.apply(&mut candidates);
+        let first = candidates.selected_token();
+        let allowed = first.is_some_and(|token| {
+            let mut one =
+                LlamaTokenDataArray::new(vec![LlamaTokenData::new(token, 0.0, 0.0)], false);
+            grammar.apply(&mut one);
+            one.data.first().is_some_and(|d| d.logit().is_finite())
+        });
+        let token = match first {
+            Some(token) if allowed => token,
+            _ => {
+                let mut candidates = ctx.token_data_array_ith(idx);
+                grammar.apply(&mut candidates);
+                self.chain.apply(&mut candidates);
+                candidates
+                    .selected_token()
+                    .unwrap_or_else(|| candidates.data[0].id())
+            }
+        };
+        grammar.accept(token);
+        self.chain.accept(token);
+        token
+    }
+}
 
 /// A grammar whose only sentences are the choices (GBNF string literals, escaped).
 fn choice_grammar(choices: &[String]) -> String {
@@ -62,30 +112,28 @@ pub(crate) fn render(
         .map_err(|e| ModelError::BadRequest(format!("cannot apply the chat template: {e}")))
 }
 
-/// The sampler chain of a request: a grammar for choices or a JSON schema, repetition
-/// penalties, then temperature (greedy at 0, so results are reproducible).
-pub(crate) fn sampler(
-    model: &LlamaModel,
-    request: &ChatRequest,
-) -> Result<LlamaSampler, ModelError> {
-    let mut chain = Vec::new();
+/// The sampler of a request: a grammar for choices or a JSON schema, repetition penalties,
+/// then temperature (greedy at 0, so results are reproducible).
+pub(crate) fn sampler(model: &LlamaModel, request: &ChatRequest) -> Result<Sampler, ModelError> {
+    let mut grammar = None;
     if request.response_schema.is_none() && !request.choices.is_empty() {
         let g = LlamaSampler::grammar(model, &choice_grammar(&request.choices), "root").map_err(
             |e| ModelError::BadRequest(format!("llama.cpp refused the choices' grammar: {e}")),
         )?;
-        chain.push(g);
+        grammar = Some(g);
     }
     if let Some(schema) = &request.response_schema {
         let text = serde_json::to_string(schema.schema.as_value())
             .map_err(|e| ModelError::BadRequest(e.to_string()))?;
-        let grammar = llama_cpp_2::json_schema_to_grammar(&text).map_err(|e| {
+        let gbnf = llama_cpp_2::json_schema_to_grammar(&text).map_err(|e| {
             ModelError::BadRequest(format!("cannot turn the JSON schema into a grammar: {e}"))
         })?;
-        let g = LlamaSampler::grammar(model, &grammar, "root").map_err(|e| {
+        let g = LlamaSampler::grammar(model, &gbnf, "root").map_err(|e| {
             ModelError::BadRequest(format!("llama.cpp refused the schema's grammar: {e}"))
         })?;
-        chain.push(g);
+        grammar = Some(g);
     }
+    let mut chain = Vec::new();
     let (freq, present) = (
         request.frequency_penalty.unwrap_or(0.0),
         request.presence_penalty.unwrap_or(0.0),
@@ -111,5 +159,8 @@ pub(crate) fn sampler(
         // Temperature 0 (or unset) is greedy so that results are reproducible.
         _ => chain.push(LlamaSampler::greedy()),
     }
-    Ok(LlamaSampler::chain_simple(chain))
+    Ok(Sampler {
+        grammar,
+        chain: LlamaSampler::chain_simple(chain),
+    })
 }

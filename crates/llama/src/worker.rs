@@ -12,12 +12,11 @@ use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::{LlamaChatTemplate, LlamaModel};
-use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 use metaprompt_core::{ChatRequest, ChatResponse, FinishReason, ModelError, Usage};
 use tokio::sync::oneshot;
 
-use crate::sampling::{render, sampler};
+use crate::sampling::{Sampler, render, sampler};
 
 /// A request on its way to a worker, with where its answer goes.
 pub(crate) struct Job {
@@ -48,7 +47,7 @@ pub(crate) struct Slot {
     n_past: i32,
     last: Option<LlamaToken>,
     logits_index: i32,
-    sampler: LlamaSampler,
+    sampler: Sampler,
     bytes: Vec<u8>,
     generated: u32,
     max_tokens: u32,

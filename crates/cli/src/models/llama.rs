@@ -1,4 +1,5 @@
-//! `provider = "llama"`: a GGUF model in-process; the same file loads once per run.
+//! `provider = "llama"`: a GGUF model in-process; the same file loads once per run, and each
+//! shape of workers (parallel, workers, threads, context) starts once on it.
 
 use std::sync::Arc;
 #[cfg(feature = "embedded")]
@@ -47,27 +48,29 @@ impl ModelPool {
         let path = ModelLocator::from_env(explicit)
             .resolve()
             .map_err(|e| anyhow!("[{what}]: {e}"))?;
+        let cfg = LlamaConfig {
+            n_parallel: section.parallel.unwrap_or(4),
+            workers: section.workers,
+            n_threads: section.threads,
+            ctx_per_seq: section.context.unwrap_or(4096),
+            timeout: section.timeout_secs.map(Duration::from_secs_f64),
+            ..LlamaConfig::default()
+        };
         let mut pool = self
             .llama
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let chat = match pool.get(&path) {
-            Some(c) => c.clone(),
-            None => {
-                let cfg = LlamaConfig {
-                    n_parallel: section.parallel.unwrap_or(4),
-                    workers: section.workers,
-                    n_threads: section.threads,
-                    ctx_per_seq: section.context.unwrap_or(4096),
-                    timeout: section.timeout_secs.map(Duration::from_secs_f64),
-                    ..LlamaConfig::default()
-                };
-                let c = LlamaChat::load(&path, cfg)
-                    .with_context(|| format!("[{what}]: loading {}", path.display()))?;
-                pool.insert(path.clone(), c.clone());
-                c
-            }
-        };
+        // Sections with the same file and shape share workers; another shape gets workers of
+        // its own on the same weights (a teacher on every core beside single-thread students).
+        if let Some((_, _, c)) = pool.iter().find(|(p, c, _)| *p == path && *c == cfg) {
+            return Ok(Arc::new(c.clone()));
+        }
+        let chat = match pool.iter().find(|(p, _, _)| *p == path) {
+            Some((_, _, loaded)) => loaded.with_config(cfg.clone()),
+            None => LlamaChat::load(&path, cfg.clone()),
+        }
+        .with_context(|| format!("[{what}]: loading {}", path.display()))?;
+        pool.push((path, cfg, chat.clone()));
         Ok(Arc::new(chat))
     }
 }

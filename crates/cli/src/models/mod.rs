@@ -1,13 +1,11 @@
 //! Building the models a config names: one file per provider, each behind its feature.
 
-#[cfg(feature = "embedded")]
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Result, anyhow, bail};
 use metaprompt::core::{BatchExecutor, ChatModel, Price};
 #[cfg(feature = "embedded")]
-use metaprompt::llama::LlamaChat;
+use metaprompt::llama::{LlamaChat, LlamaConfig};
 
 use crate::config::{Loaded, ModelSection, Provider};
 
@@ -15,12 +13,12 @@ mod anthropic;
 mod llama;
 mod openai;
 
-/// Models shared between sections: the same llama file loads once; every secret read (keys,
-/// header values) is kept so that the store and the logs can scrub it.
+/// Models shared between sections: the same llama file loads once (its workers by shape);
+/// every secret read (keys, header values) is kept so that the store and the logs can scrub it.
 #[derive(Default)]
 pub(crate) struct ModelPool {
     #[cfg(feature = "embedded")]
-    llama: Mutex<HashMap<std::path::PathBuf, LlamaChat>>,
+    llama: Mutex<Vec<(std::path::PathBuf, LlamaConfig, LlamaChat)>>,
     secrets: Mutex<Vec<String>>,
 }
 
