@@ -237,6 +237,9 @@ pub(crate) struct ModelSection {
     /// Contexts decoding side by side, each on its own threads (llama; default 1). A request
     /// alone is fastest with one worker; many requests at once on a small model get more
     /// tokens/s in aggregate from one worker per core with `parallel` equal to `workers`.
+    /// Sections naming the same file load it once; each shape (`context`, `parallel`,
+    /// `workers`, `threads`) gets workers of its own on it, so a teacher can use every core
+    /// while the students keep one each.
     #[serde(default)]
     pub(crate) workers: Option<usize>,
     /// CPU threads per worker (llama; default: the cores divided among the workers).

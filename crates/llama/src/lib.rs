@@ -20,6 +20,9 @@
 
 mod chat;
 mod sampling;
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod sampling_tests;
 mod worker;
 
 pub use chat::{LlamaChat, LlamaConfig, LlamaError, ModelInfo};

@@ -38,18 +38,29 @@ impl Sampler {
             grammar.apply(&mut one);
             one.data.first().is_some_and(|d| d.logit().is_finite())
         });
-        let token = match first {
-            Some(token) if allowed => token,
-            _ => {
-                let mut candidates = ctx.token_data_array_ith(idx);
-                grammar.apply(&mut candidates);
-                self.chain.apply(&mut candidates);
-                candidates
-                    .selected_token()
-                    .unwrap_or_else(|| candidates.data[0].id())
+        match first {
+            Some(token) if allowed => {
+                grammar.accept(token);
+                self.chain.accept(token);
+                token
             }
-        };
-        grammar.accept(token);
+            _ => self.sample_filtered(ctx, idx),
+        }
+    }
+
+    /// Picks and accepts the next token with every candidate filtered by the grammar first.
+    pub(crate) fn sample_filtered(&mut self, ctx: &LlamaContext<'_>, idx: i32) -> LlamaToken {
+        let mut candidates = ctx.token_data_array_ith(idx);
+        if let Some(grammar) = self.grammar.as_mut() {
+            grammar.apply(&mut candidates);
+        }
+        self.chain.apply(&mut candidates);
+        let token = candidates
+            .selected_token()
+            .unwrap_or_else(|| candidates.data[0].id());
+        if let Some(grammar) = self.grammar.as_mut() {
+            grammar.accept(token);
+        }
         self.chain.accept(token);
         token
     }

@@ -232,3 +232,48 @@ async fn a_dropped_request_frees_its_worker() {
     assert!(next.usage.output_tokens > 0);
     assert_eq!(m.usage().0, 1);
 }
+
+#[tokio::test]
+async fn other_workers_on_the_same_weights_answer_alike() {
+    let path = ModelLocator::from_env(None).find().unwrap().unwrap();
+    let students = LlamaChat::load(
+        path,
+        LlamaConfig {
+            n_parallel: 2,
+            workers: Some(2),
+            n_threads: Some(1),
+            ctx_per_seq: 512,
+            ..LlamaConfig::default()
+        },
+    )
+    .unwrap();
+    // A teacher's shape: one sequence on every core, beside the students, with one load.
+    let teacher = students
+        .with_config(LlamaConfig {
+            n_parallel: 1,
+            workers: Some(1),
+            n_threads: Some(2),
+            ctx_per_seq: 1024,
+            ..LlamaConfig::default()
+        })
+        .unwrap();
+    let (s, t) = (students.info(), teacher.info());
+    assert_eq!(s.id, t.id);
+    assert_eq!(
+        (
+            t.workers,
+            t.seqs_per_worker,
+            t.threads_per_worker,
+            t.ctx_per_seq
+        ),
+        (1, 1, 2, 1024)
+    );
+    // Greedy answers do not depend on the thread count or the context: the same tokens.
+    let prompt = "Explain in two sentences why the sky is blue.";
+    let a = students.complete(greedy(prompt, 40)).await.unwrap();
+    let b = teacher.complete(greedy(prompt, 40)).await.unwrap();
+    assert!(!a.text.trim().is_empty());
+    assert_eq!(a.text, b.text);
+    // Each set of workers counts its own calls.
+    assert_eq!((students.usage().0, teacher.usage().0), (1, 1));
+}
