@@ -7,10 +7,10 @@ use anyhow::{Result, bail};
 use crate::prereqs::Report;
 use crate::{cores, target_dir};
 
-/// Core-minutes of a first release build with llama.cpp (measured: 5 min 17 s of wall time on
-/// 2 cores, llama.cpp's build script about 3 min of it), so the estimate printed scales with
+/// Core-minutes of a first release build with llama.cpp (measured: the demo's build, 3 min
+/// 50 s of wall time on 2 cores from an empty target dir), so the estimate printed scales with
 /// the machine.
-const LLAMA_CORE_MINUTES: f64 = 10.5;
+const LLAMA_CORE_MINUTES: f64 = 7.7;
 
 /// Whether llama.cpp has been built into `target/<profile>` already.
 pub(crate) fn llama_built(target: &Path, profile: &str) -> bool {
