@@ -256,12 +256,23 @@ const DEMO_BUILD: [&str; 6] = [
 ];
 
 fn demo(args: &[String]) -> Result<()> {
-    prereqs::ensure(true)?;
+    // cmake and libclang, when they are all that is missing, install while the build compiles
+    // the crates that need neither (llama.cpp's build script starts about a minute in; apt-get
+    // took 10 s on a fresh machine). The model is fetched meanwhile too: the fetch and apt-get
+    // wait on the network, the build on the CPU.
+    let installing = prereqs::start(true, &prereqs::FOR_LLAMA_BUILD)?;
     doctor::announce_build("release")?;
-    // One build. The model is fetched meanwhile: the fetch waits on the network, the build on
-    // the CPU.
     let model = std::thread::spawn(fetch_model);
-    let built = sh(&cargo(), &[&["build"][..], &DEMO_BUILD].concat());
+    let build = [&["build"][..], &DEMO_BUILD].concat();
+    let mut built = sh(&cargo(), &build);
+    if let Some(pending) = installing {
+        pending.wait()?;
+        if built.is_err() {
+            // The build reached llama.cpp before apt-get had finished: it goes on from there.
+            eprintln!("cmake and libclang are installed now; building again");
+            built = sh(&cargo(), &build);
+        }
+    }
     let fetched = model
         .join()
         .map_err(|_| anyhow::anyhow!("fetching the model panicked"))?;

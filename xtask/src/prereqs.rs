@@ -115,6 +115,10 @@ const PREREQS: [Prereq; 6] = [
     },
 ];
 
+/// What only llama.cpp's build script needs, which runs a minute or more into a cold build:
+/// `cargo xtask demo` installs these while the build starts.
+pub(crate) const FOR_LLAMA_BUILD: [&str; 2] = ["cmake", "libclang"];
+
 /// The path of an executable found on `PATH`.
 fn on_path(program: &str) -> Option<String> {
     let path = std::env::var_os("PATH")?;
@@ -216,34 +220,40 @@ fn has_apt() -> bool {
 /// is missing; otherwise (or if that fails) prints what is missing with the commands that
 /// install it and fails, before anything is built.
 pub(crate) fn ensure(install: bool) -> Result<()> {
+    match start(install, &[])? {
+        Some(pending) => pending.wait(),
+        None => Ok(()),
+    }
+}
+
+/// An apt-get install running on its own thread.
+pub(crate) struct Pending(std::thread::JoinHandle<Result<()>>);
+
+impl Pending {
+    /// Waits for the install; fails if it failed or left something missing.
+    pub(crate) fn wait(self) -> Result<()> {
+        self.0
+            .join()
+            .map_err(|_| anyhow::anyhow!("the apt-get install panicked"))?
+    }
+}
+
+/// Like [`ensure`], but when everything missing is in `later` (prerequisites that a build needs
+/// only well after it starts) the install runs on its own thread while the caller goes on; the
+/// caller waits on it before relying on them.
+pub(crate) fn start(install: bool, later: &[&str]) -> Result<Option<Pending>> {
     let report = Report::probe();
     if report.complete() {
-        return Ok(());
+        return Ok(None);
     }
     let missing = report.missing();
     if install && is_root() && has_apt() {
-        let names: Vec<&str> = missing.iter().map(|p| p.name).collect();
-        let mut packages: Vec<&str> = missing.iter().map(|p| p.packages.apt).collect();
-        packages.dedup();
-        let mut install = vec!["install", "-y", "-qq", "--no-install-recommends"];
-        install.extend(&packages);
-        eprintln!(
-            "installing missing prerequisites ({}): apt-get {}",
-            names.join(", "),
-            install.join(" ")
-        );
-        // dpkg's page of "Unpacking …" lines says nothing a user acts on: it is shown only
-        // when the install fails.
-        apt_get(&["update", "-qq"])?;
-        apt_get(&install)?;
-        let after = Report::probe();
-        if after.complete() {
-            return Ok(());
+        let in_background = missing.iter().all(|p| later.contains(&p.name));
+        let run = move || install_with_apt(&missing);
+        if in_background {
+            return Ok(Some(Pending(std::thread::spawn(run))));
         }
-        bail!(
-            "still missing after apt-get install:\n{}",
-            after.render().trim_end()
-        );
+        return run().map(|()| None);
     }
     bail!(
         "missing prerequisites; nothing was built:\n{}",
@@ -251,10 +261,43 @@ pub(crate) fn ensure(install: bool) -> Result<()> {
     )
 }
 
+/// Installs what is missing with apt-get, then checks again.
+fn install_with_apt(missing: &[&'static Prereq]) -> Result<()> {
+    let names: Vec<&str> = missing.iter().map(|p| p.name).collect();
+    let mut packages: Vec<&str> = missing.iter().map(|p| p.packages.apt).collect();
+    packages.dedup();
+    let mut install = vec!["install", "-y", "-qq", "--no-install-recommends"];
+    install.extend(&packages);
+    eprintln!(
+        "installing missing prerequisites ({}): apt-get {}",
+        names.join(", "),
+        install.join(" ")
+    );
+    // dpkg's page of "Unpacking …" lines says nothing a user acts on: it is shown only when
+    // the install fails.
+    apt_get(&["update", "-qq"])?;
+    apt_get(&install)?;
+    let after = Report::probe();
+    if after.complete() {
+        return Ok(());
+    }
+    bail!(
+        "still missing after apt-get install:\n{}",
+        after.render().trim_end()
+    )
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_the_llama_build_needs_names_prerequisites() {
+        for name in FOR_LLAMA_BUILD {
+            assert!(PREREQS.iter().any(|p| p.name == name), "{name}");
+        }
+    }
 
     #[test]
     fn install_commands_name_every_package_manager() {
