@@ -268,8 +268,11 @@ fn demo(args: &[String]) -> Result<()> {
     if let Some(pending) = installing {
         pending.wait()?;
         if built.is_err() {
-            // The build reached llama.cpp before apt-get had finished: it goes on from there.
-            eprintln!("cmake and libclang are installed now; building again");
+            // The build reached llama.cpp before apt-get had finished: it goes on from there,
+            // nothing compiled is lost.
+            eprintln!(
+                "the build reached llama.cpp before apt-get had installed cmake and libclang (the error above); they are installed now: building again"
+            );
             built = sh(&cargo(), &build);
         }
     }
