@@ -184,6 +184,8 @@ async fn a_run_writes_both_prompts_answers_on_test_and_the_report_shows_them() {
         table.find("class=\"better\"").unwrap()
             < table.find("class=\"same\"").unwrap_or(usize::MAX)
     );
+    // Self-contained, and rendered where a headless browser is installed.
+    html_renders(&out.join("report.html"));
     // `metaprompt report` rebuilds the same file from the store.
     std::fs::remove_file(out.join("test_outputs.jsonl")).unwrap();
     let cwd = dir.path().to_path_buf();

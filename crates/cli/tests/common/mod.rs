@@ -133,3 +133,55 @@ pub(crate) async fn wait_until(child: &mut Child, what: &str, ready: impl Fn() -
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
+
+/// The report is self-contained and renders in a headless browser when one is installed.
+pub(crate) fn html_renders(path: &Path) {
+    let html = std::fs::read_to_string(path).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>") && html.trim_end().ends_with("</html>"));
+    assert!(html.contains("<svg") && html.contains("</svg>"));
+    for external in ["<script src", "<link ", "http://", "https://"] {
+        let body_refs = html.matches(external).count();
+        let svg_ns = if external == "http://" {
+            html.matches("http://www.w3.org/2000/svg").count()
+        } else {
+            0
+        };
+        assert_eq!(
+            body_refs, svg_ns,
+            "external reference {external:?} in the report"
+        );
+    }
+    let chromium = ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|c| {
+            Command::new(c)
+                .arg("--version")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        });
+    if let Some(browser) = chromium {
+        let shot = path.with_file_name("report.png");
+        let profile = tempfile::tempdir().unwrap();
+        let st = Command::new(browser)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--no-first-run",
+                "--window-size=1200,1600",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg(format!("--screenshot={}", shot.display()))
+            .arg(format!("file://{}", path.display()))
+            .output()
+            .unwrap();
+        assert!(st.status.success(), "{}", text(&st.stderr));
+        assert!(
+            std::fs::metadata(&shot).unwrap().len() > 10_000,
+            "the screenshot is empty"
+        );
+    }
+}
