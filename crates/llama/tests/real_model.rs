@@ -159,10 +159,10 @@ async fn four_concurrent_requests_all_succeed() {
     }
 }
 
-#[tokio::test]
-async fn workers_share_the_model_and_answer_alike() {
+/// Two workers of one sequence and one thread each, on their own load of the model.
+fn two_single_sequence_workers() -> LlamaChat {
     let path = ModelLocator::from_env(None).find().unwrap().unwrap();
-    let m = LlamaChat::load(
+    LlamaChat::load(
         path,
         LlamaConfig {
             n_parallel: 2,
@@ -172,7 +172,12 @@ async fn workers_share_the_model_and_answer_alike() {
             ..LlamaConfig::default()
         },
     )
-    .unwrap();
+    .unwrap()
+}
+
+#[tokio::test]
+async fn workers_share_the_model_and_answer_alike() {
+    let m = two_single_sequence_workers();
     let info = m.info();
     assert_eq!(
         (info.workers, info.seqs_per_worker, info.threads_per_worker),
@@ -235,18 +240,7 @@ async fn a_dropped_request_frees_its_worker() {
 
 #[tokio::test]
 async fn other_workers_on_the_same_weights_answer_alike() {
-    let path = ModelLocator::from_env(None).find().unwrap().unwrap();
-    let students = LlamaChat::load(
-        path,
-        LlamaConfig {
-            n_parallel: 2,
-            workers: Some(2),
-            n_threads: Some(1),
-            ctx_per_seq: 512,
-            ..LlamaConfig::default()
-        },
-    )
-    .unwrap();
+    let students = two_single_sequence_workers();
     // A teacher's shape: one sequence on every core, beside the students, with one load.
     let teacher = students
         .with_config(LlamaConfig {
