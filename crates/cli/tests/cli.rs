@@ -38,6 +38,18 @@ async fn optimize_writes_every_output_and_a_valid_result() {
     .await
     .unwrap();
     assert!(o.status.success(), "{}", text(&o.stderr));
+    // The summary's "best" column starts at one place on the header, val and test lines,
+    // however wide the initial test score's interval is.
+    let err = text(&o.stderr);
+    let line = |start: &str| err.lines().find(|l| l.starts_with(start)).unwrap();
+    let header = line("              initial");
+    let best_at = header.find("best").unwrap();
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("result.json")).unwrap()).unwrap();
+    for (row, score) in [("val ", "final_score"), ("test ", "test_score")] {
+        let best = format!("{:.3}", doc[score].as_f64().unwrap());
+        assert_eq!(&line(row)[best_at..best_at + best.len()], best, "{err}");
+    }
     for f in [
         "result.json",
         "best_prompt.txt",

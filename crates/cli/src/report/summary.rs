@@ -18,19 +18,26 @@ pub(crate) fn print_summary(d: &Value, dir: &Path) {
     };
     let u = &d["usage"];
     eprintln!();
-    eprintln!("{b}              initial           best{x}");
+    // The "initial" column is as wide as its widest cell ("0.604 [0.463, 0.730]"), so the
+    // best column starts at the same place on every line.
+    let initial_val = f3(&d["initial_score"]);
+    let initial_test = format!(
+        "{} {}",
+        f3(&d["initial_test_score"]),
+        ci(&d["initial_test_ci95"])
+    );
+    let w = initial_test
+        .len()
+        .max(initial_val.len())
+        .max("initial".len())
+        + 2;
+    eprintln!("{b}              {:<w$}best{x}", "initial");
     eprintln!(
-        "val           {:<17} {b}{}{x}",
-        f3(&d["initial_score"]),
+        "val           {initial_val:<w$}{b}{}{x}",
         f3(&d["final_score"])
     );
     eprintln!(
-        "test          {:<17} {b}{}{x} {}",
-        format!(
-            "{} {}",
-            f3(&d["initial_test_score"]),
-            ci(&d["initial_test_ci95"])
-        ),
+        "test          {initial_test:<w$}{b}{}{x} {}",
         f3(&d["test_score"]),
         ci(&d["test_ci95"])
     );
