@@ -112,6 +112,11 @@ pub(crate) fn run() -> Result<()> {
         Err(e) => println!("  target   unknown: {e}"),
     }
     if !report.complete() {
+        if crate::prereqs::can_install() {
+            bail!(
+                "something is missing (see above); `cargo xtask demo` and `cargo xtask test` install it with apt-get before they need it"
+            );
+        }
         bail!(
             "something is missing (see above); `cargo xtask demo` and `cargo xtask test` would stop before building"
         );

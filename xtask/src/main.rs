@@ -268,10 +268,10 @@ fn demo(args: &[String]) -> Result<()> {
     if let Some(pending) = installing {
         pending.wait()?;
         if built.is_err() {
-            // The build reached llama.cpp before apt-get had finished: it goes on from there,
-            // nothing compiled is lost.
+            // Most likely the build reached llama.cpp before apt-get had finished: it goes on
+            // from there, nothing compiled is lost.
             eprintln!(
-                "the build reached llama.cpp before apt-get had installed cmake and libclang (the error above); they are installed now: building again"
+                "the build failed (the error above) while apt-get was installing cmake and libclang; they are installed now: building once more"
             );
             built = sh(&cargo(), &build);
         }

@@ -216,6 +216,12 @@ fn has_apt() -> bool {
     first_line("apt-get", &["--version"]).is_some()
 }
 
+/// Whether `cargo xtask demo` and `cargo xtask test` install what is missing themselves: as
+/// root on a system with apt-get.
+pub(crate) fn can_install() -> bool {
+    is_root() && has_apt()
+}
+
 /// Checks every prerequisite. With `install`, as root on a system with apt-get, installs what
 /// is missing; otherwise (or if that fails) prints what is missing with the commands that
 /// install it and fails, before anything is built.
@@ -247,7 +253,7 @@ pub(crate) fn start(install: bool, later: &[&str]) -> Result<Option<Pending>> {
         return Ok(None);
     }
     let missing = report.missing();
-    if install && is_root() && has_apt() {
+    if install && can_install() {
         let in_background = missing.iter().all(|p| later.contains(&p.name));
         let run = move || install_with_apt(&missing);
         if in_background {

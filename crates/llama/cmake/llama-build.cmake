@@ -23,7 +23,7 @@ function(_metaprompt_tune_llama)
       target_compile_options(${target} PRIVATE $<IF:$<CXX_COMPILER_ID:MSVC>,/Od,-O0>)
     endif()
   endforeach()
-  # llama: -O1 for what runs once per model or per graph (loading, quantization, the graph
+  # llama: -O0 for what runs once per model or per graph (loading, quantization, the graph
   # builders of 150 architectures, other architectures' memories), -O3 for the sources that
   # run per token.
   if(TARGET llama)

@@ -39,11 +39,7 @@ impl Sampler {
             one.data.first().is_some_and(|d| d.logit().is_finite())
         });
         match first {
-            Some(token) if allowed => {
-                grammar.accept(token);
-                self.chain.accept(token);
-                token
-            }
+            Some(token) if allowed => self.accept(token),
             _ => self.sample_filtered(ctx, idx),
         }
     }
@@ -58,6 +54,11 @@ impl Sampler {
         let token = candidates
             .selected_token()
             .unwrap_or_else(|| candidates.data[0].id());
+        self.accept(token)
+    }
+
+    /// Advances the grammar and the chain (penalties' history) past `token`.
+    fn accept(&mut self, token: LlamaToken) -> LlamaToken {
         if let Some(grammar) = self.grammar.as_mut() {
             grammar.accept(token);
         }
